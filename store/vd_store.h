@@ -1,0 +1,124 @@
+/*
+ * vd_store.h - the Redis data model of SPEC §2 (schema version 1).
+ *
+ *   NS:meta                HASH  schema_version dim model distance created_at
+ *   NS:docs                SET   document ids
+ *   NS:doc:{DOC}           HASH  id title source content_type size sha256
+ *                                created_at updated_at chunk_count metadata
+ *   NS:doc:{DOC}:chunks    ZSET  chunk ids scored by seq
+ *   NS:chunk:{DOC}:CHUNK   HASH  id doc_id seq text embedding(f32 LE) metadata
+ *   NS:file:{DOC}          STRING original file bytes
+ *
+ * A vd_store is one hiredis connection (not thread-safe: one per thread).
+ * Every call returns a vd_err and fills the caller's errstr on failure.
+ */
+#ifndef VD_STORE_H
+#define VD_STORE_H
+
+#include "vd_common.h"
+
+typedef struct vd_store vd_store;
+
+typedef struct vd_store_conf {
+    const char *host;        /* default 127.0.0.1 */
+    int port;                /* default 6379 */
+    int db;                  /* SELECT db, default 0 */
+    const char *user;        /* ACL user or NULL */
+    const char *password;    /* never logged; NULL for none */
+    int timeout_ms;          /* connect and command timeout, default 5000 */
+} vd_store_conf;
+
+/**
+ * @brief Connects (AUTH, SELECT) to Redis.
+ * @returns VD_ERR_OK and *out, or VD_ERR_REDIS_CONN / VD_ERR_REDIS.
+ */
+vd_err vd_store_connect(const vd_store_conf *conf, vd_store **out, char *errstr,
+                        size_t errstr_size);
+void vd_store_destroy(vd_store *s);
+/** The raw hiredis context (redisContext *), for callers that need it. */
+void *vd_store_redis(vd_store *s);
+/** PING round trip in microseconds, or an error. */
+vd_err vd_store_ping(vd_store *s, int64_t *usec, char *errstr, size_t errstr_size);
+
+/* ---- meta ------------------------------------------------------------- */
+/** @returns VD_ERR_NOT_FOUND when NS:meta is missing. */
+vd_err vd_store_meta_get(vd_store *s, const char *ns, vd_meta *out, char *errstr,
+                         size_t errstr_size);
+vd_err vd_store_meta_put(vd_store *s, const char *ns, const vd_meta *m, char *errstr,
+                         size_t errstr_size);
+
+/* ---- documents -------------------------------------------------------- */
+/**
+ * @brief Validates and writes one document with its chunks (and file when
+ *        g->has_file) in one MULTI/EXEC; adds the id to NS:docs.
+ * @param dim expected embedding dimension (0 = do not check).
+ * @param replace when true, first deletes whatever the document owned
+ *        (old chunks, old file) inside the same transaction.
+ * @returns VD_ERR_BAD_ID, BAD_DIM, BAD_FLOAT, BAD_FIELD before anything is
+ *          sent; VD_ERR_REDIS when EXEC fails (then nothing was written).
+ */
+vd_err vd_store_doc_put(vd_store *s, const char *ns, const vd_docgroup *g, size_t dim,
+                        bool replace, char *errstr, size_t errstr_size);
+/** Reads one document with its chunks (and file when with_file). NOT_FOUND if absent. */
+vd_err vd_store_doc_get(vd_store *s, const char *ns, const char *doc_id, bool with_file,
+                        vd_docgroup *out, char *errstr, size_t errstr_size);
+/** Deletes a document and everything it owns atomically. NOT_FOUND if absent. */
+vd_err vd_store_doc_delete(vd_store *s, const char *ns, const char *doc_id, char *errstr,
+                           size_t errstr_size);
+/** Sets *exists to whether NS:doc:{id} exists. */
+vd_err vd_store_doc_exists(vd_store *s, const char *ns, const char *doc_id, bool *exists,
+                           char *errstr, size_t errstr_size);
+
+/* ---- counts, cheap (for progress totals) ------------------------------ */
+typedef struct vd_store_counts {
+    int64_t documents;       /* SCARD NS:docs */
+    int64_t chunks;          /* sum of ZCARD of every chunk ZSET (pipelined) */
+    int64_t files;           /* NS:file:* keys seen */
+} vd_store_counts;
+vd_err vd_store_count(vd_store *s, const char *ns, vd_store_counts *out, char *errstr,
+                      size_t errstr_size);
+
+/* ---- streaming reader ------------------------------------------------- */
+/*
+ * Walks every document of NS:docs (SSCAN, batches of `batch` ids) and reads
+ * each with its chunks (and file) using pipelining. Memory is bounded by one
+ * batch of documents whatever the namespace holds.
+ */
+typedef struct vd_store_iter vd_store_iter;
+vd_err vd_store_iter_new(vd_store *s, const char *ns, bool with_files, size_t batch,
+                         vd_store_iter **out, char *errstr, size_t errstr_size);
+/**
+ * @brief Moves the next document into *g (the caller clears it with
+ *        vd_docgroup_clear). A document listed in NS:docs whose hash is gone
+ *        is skipped (validate reports it).
+ * @returns VD_ERR_OK with *done=false and a document, VD_ERR_OK with
+ *          *done=true at the end, or an error.
+ */
+vd_err vd_store_iter_next(vd_store_iter *it, vd_docgroup *g, bool *done, char *errstr,
+                          size_t errstr_size);
+void vd_store_iter_destroy(vd_store_iter *it);
+
+/* ---- seed: a deterministic synthetic dataset -------------------------- */
+typedef struct vd_seed_conf {
+    int64_t documents;
+    int chunks_per_doc;
+    int dim;
+    int text_bytes;          /* approximate chunk text size */
+    bool with_files;
+    int file_bytes;          /* size of each original file */
+    uint64_t seed;           /* PRNG seed: same seed, same bytes */
+    /* planted defects, each a count */
+    int orphan_chunks;       /* chunk hashes whose document does not exist */
+    int missing_embeddings;  /* chunk hashes without the embedding field */
+    int wrong_dims;          /* embeddings of dim-1 floats */
+    int nans;                /* embeddings holding a NaN */
+    int index_drift;         /* ids removed from NS:docs / ZSET members removed */
+} vd_seed_conf;
+/** Writes meta and the dataset to NS (pipelined). Reports what it wrote. */
+vd_err vd_store_seed(vd_store *s, const char *ns, const vd_seed_conf *c,
+                     vd_store_counts *written, char *errstr, size_t errstr_size);
+/** Deletes every key of the namespace (SCAN NS:* + UNLINK). */
+vd_err vd_store_drop_namespace(vd_store *s, const char *ns, int64_t *deleted, char *errstr,
+                               size_t errstr_size);
+
+#endif /* VD_STORE_H */
