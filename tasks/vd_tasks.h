@@ -1,0 +1,149 @@
+/*
+ * vd_tasks.h - the work behind each command (SPEC §4-§6): export, import,
+ * validate and the health probe. Tasks know Redis (store/) and artifacts
+ * (formats/) but not Kafka: the worker and `vecdump run` both call them.
+ *
+ * Each task runs on the calling thread, reports progress through a callback
+ * and polls a cancel flag between batches.
+ */
+#ifndef VD_TASKS_H
+#define VD_TASKS_H
+
+#include <stdatomic.h>
+
+#include "vd_common.h"
+#include "vd_store.h"
+#include "vd_formats.h"
+
+/* ---- shared by every task --------------------------------------------- */
+typedef enum { VD_SEV_INFO = 0, VD_SEV_WARNING, VD_SEV_ERROR, VD_SEV_CRITICAL } vd_severity;
+const char *vd_severity_name(vd_severity s);
+
+typedef struct vd_issue {
+    char code[48];           /* stable code, e.g. "ORPHAN_CHUNK" */
+    vd_severity severity;
+    char message[256];
+    char key[300];           /* the Redis key or record concerned, "" if none */
+} vd_issue;
+
+/* A capped list of issues: counts everything, keeps the first `max`. */
+typedef struct vd_issues {
+    vd_issue *items;
+    size_t n, cap, max;      /* max kept (default 100) */
+    int64_t total;           /* all issues seen, kept or not */
+} vd_issues;
+void vd_issues_init(vd_issues *l, size_t max);
+void vd_issues_add(vd_issues *l, const char *code, vd_severity sev, const char *key,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void vd_issues_free(vd_issues *l);
+
+typedef struct vd_progress {
+    const char *phase;       /* "count", "export", "verify", "write", "scan", "fix", … */
+    int64_t done;
+    int64_t total;           /* -1 when unknown */
+    int64_t bytes;
+} vd_progress;
+
+typedef struct vd_task_ctx {
+    const vd_store_conf *redis;     /* tasks open their own connection(s) */
+    const char *backup_dir;         /* the backup volume */
+    const char *task_id;
+    const char *ns;
+    atomic_bool *cancel;            /* set by cancel / shutdown; may be NULL */
+    /* Called at most ~1/s by the task and at every phase change (phase_changed). */
+    void (*on_progress)(void *opaque, const vd_progress *p, bool phase_changed);
+    void *opaque;
+    /* Import resume: checkpoint read/write (count of documents done). May be NULL. */
+    vd_err (*checkpoint_load)(void *opaque, int64_t *docs_done);
+    vd_err (*checkpoint_save)(void *opaque, int64_t docs_done);
+} vd_task_ctx;
+
+/* ---- export ----------------------------------------------------------- */
+typedef struct vd_export_params {
+    vd_format format;
+    bool compress;
+    bool include_files;
+    bool verify_first;
+    bool fail_on_verify_errors;   /* verify_first errors fail the export */
+    const char *destination;      /* relative name or NULL for the default */
+} vd_export_params;
+
+typedef struct vd_export_result {
+    char path[1024];              /* relative to the backup volume */
+    int64_t size;
+    char sha256[65];
+    vd_counts counts;
+    int64_t duration_ms;
+    vd_issues warnings;           /* verify_first findings */
+} vd_export_result;
+
+vd_err vd_task_export(const vd_task_ctx *ctx, const vd_export_params *p,
+                      vd_export_result *res, char *errstr, size_t errstr_size);
+void vd_export_result_free(vd_export_result *r);
+
+/* ---- import ----------------------------------------------------------- */
+typedef enum { VD_CONFLICT_FAIL = 0, VD_CONFLICT_SKIP, VD_CONFLICT_OVERWRITE } vd_on_conflict;
+
+typedef struct vd_import_params {
+    const char *source_path;      /* relative to backup_dir, or NULL */
+    const void *inline_data;      /* or inline bytes */
+    size_t inline_len;
+    bool validate_only;
+    vd_on_conflict on_conflict;
+    const char *expected_sha256;  /* hex or NULL */
+    vd_limits limits;
+    int64_t max_inline_bytes;     /* default 16 MiB */
+} vd_import_params;
+
+#define VD_CONFLICT_IDS_MAX 20
+typedef struct vd_import_result {
+    int64_t imported, skipped, overwritten;
+    int64_t conflicts;
+    char *conflict_ids[VD_CONFLICT_IDS_MAX];   /* first N, owned */
+    size_t nconflict_ids;
+    vd_counts counts;             /* what the artifact holds */
+    int64_t duration_ms;
+    bool validate_only;
+} vd_import_result;
+
+vd_err vd_task_import(const vd_task_ctx *ctx, const vd_import_params *p,
+                      vd_import_result *res, char *errstr, size_t errstr_size);
+void vd_import_result_free(vd_import_result *r);
+
+/* ---- validate --------------------------------------------------------- */
+typedef struct vd_validate_params {
+    bool fix;
+    const char **checks;          /* subset of check names, NULL = all */
+    size_t nchecks;
+} vd_validate_params;
+
+typedef struct vd_check_count {   /* issues found per check */
+    char check[32];
+    int64_t count;
+} vd_check_count;
+
+typedef struct vd_validate_result {
+    vd_issues issues;
+    vd_check_count by_check[16];
+    size_t nchecks;
+    int64_t by_severity[4];
+    int64_t fixed;                /* total repairs made */
+    int64_t quarantined;          /* records moved to NS:quarantine:… */
+    int64_t unfixable;
+    int64_t documents, chunks, files;
+    int64_t duration_ms;
+} vd_validate_result;
+
+vd_err vd_task_validate(const vd_task_ctx *ctx, const vd_validate_params *p,
+                        vd_validate_result *res, char *errstr, size_t errstr_size);
+void vd_validate_result_free(vd_validate_result *r);
+
+/* ---- artifact paths ---------------------------------------------------- */
+/**
+ * Resolves a client-given relative path inside backup_dir. Refuses absolute
+ * paths, "..", empty components and symlinks that escape. @returns VD_ERR_PATH.
+ */
+vd_err vd_path_resolve(const char *backup_dir, const char *rel, char *out, size_t out_size,
+                       char *errstr, size_t errstr_size);
+
+#endif /* VD_TASKS_H */
