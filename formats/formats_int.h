@@ -33,6 +33,21 @@ struct vd_reader {
     void *impl;
 };
 
+/*
+ * Ownership contract between vd_formats.c and each format:
+ * - Writers: vd_writer_open allocates the zeroed vd_writer and calls the
+ *   format's *_writer_open. On success that sets w->ops and w->impl. On
+ *   failure it either frees its own state and leaves w->impl NULL, or leaves
+ *   w->ops and w->impl set so that vd_formats.c calls ops->destroy (which
+ *   must then remove any file it created). vd_writer_destroy calls
+ *   ops->destroy (when w->impl is set) and frees the vd_writer itself.
+ * - Readers: the same for *_reader_open / r->ops / r->impl. ops->destroy
+ *   frees only r->impl; vd_reader_destroy (vd_formats.c) then frees the
+ *   strings of r->info (tool_version, task_id, ns, meta.model,
+ *   meta.distance, all malloc'd or NULL) and the vd_reader. A format must
+ *   therefore never free r->info's strings itself.
+ */
+
 /* Each format's constructors (vd_formats.c picks one). */
 vd_err vd__jsonl_writer_open(vd_writer *w, const char *path, const vd_artifact_info *info,
                              char *errstr, size_t errstr_size);

@@ -6,7 +6,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 debs=(build-essential cmake pkg-config
       librdkafka-dev libavro-dev libhiredis-dev zlib1g-dev libssl-dev
-      libcmocka-dev libjansson-dev libzip-dev
+      libcmocka-dev libjansson-dev libzip-dev clang
       redis-server redis-tools kcat
       default-jdk-headless maven)
 
@@ -21,11 +21,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Python packages used by the interop tests (an Avro implementation nobody here wrote).
-if ! python3 -c 'import fastavro' 2>/dev/null; then
-  echo "install-deps: pip install fastavro" >&2
-  python3 -m pip install -q fastavro 2>/dev/null || python3 -m pip install -q --break-system-packages fastavro
-fi
+# Python packages used by the interop tests (an Avro implementation nobody
+# here wrote) and the runner of those tests.
+for mod in fastavro pytest; do
+  if ! python3 -c "import $mod" 2>/dev/null; then
+    echo "install-deps: pip install $mod" >&2
+    python3 -m pip install -q "$mod" 2>/dev/null || python3 -m pip install -q --break-system-packages "$mod"
+  fi
+done
 
 # The Apache Kafka broker from Maven Central, cached under .cache/kafka.
 "$here/kafka/fetch.sh"
