@@ -169,16 +169,19 @@ vd_codec_limits vd_codec_limits_default(void);
  * element count over a limit, VD_ERR_AVRO_DECODE for an enum index out of
  * range, a malformed varint, a non-boolean byte, invalid UTF-8 or a NUL in
  * a string, trailing bytes after the body), a body record this code does
- * not know (VD_ERR_UNKNOWN_COMMAND), then the content: task_id and
- * namespace valid ids (VD_ERR_BAD_ID), cancel's target_task_id a valid id
- * and import with exactly one of source_path / inline_data
- * (VD_ERR_BAD_FIELD).
+ * not know (VD_ERR_UNKNOWN_COMMAND), a writer type that does not fit
+ * (VD_ERR_BAD_FIELD), then the content: task_id, namespace and a cancel's
+ * target_task_id valid ids (VD_ERR_BAD_ID); an import with exactly one of
+ * source_path / inline_data, expected_sha256 64 hex digits, no empty
+ * source_path or destination (VD_ERR_BAD_FIELD).
  *
- * @remark Even on failure, out->task_id is set whenever the task_id field
- * could be read as a string (it is the first field of every Command
- * version), so the worker can publish a REJECTED event for it. It is the
- * raw text: check vd_id_valid() before using it as a Redis key or a path.
- * Everything else in *out is unspecified on failure; always vd_command_free.
+ * @remark On VD_ERR_BAD_ID and VD_ERR_BAD_FIELD from the content checks
+ * the whole struct is filled (the worker can report the kind). On every
+ * other failure only out->task_id is kept, and only when the task_id field
+ * could be read as a UTF-8 string (it is a top-level field of every Command
+ * version, read before the body), so the worker can publish a REJECTED
+ * event for it; otherwise it is NULL. It is the raw text: check
+ * vd_id_valid() before using it as a key or a path. Always vd_command_free.
  *
  * @returns VD_ERR_OK, or the error above with errstr filled.
  */

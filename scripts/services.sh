@@ -22,7 +22,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
-run_dir=${VD_RUN_DIR:-$root/.cache/run}
+run_dir=$(realpath -m "${VD_RUN_DIR:-$root/.cache/run}")
 state="$run_dir/services.env"
 kafka_timeout=${VD_KAFKA_START_TIMEOUT:-60}
 kafka_heap=${VD_KAFKA_HEAP:-512m}
@@ -98,6 +98,10 @@ spawn() {
 
 write_state() {
   mkdir -p "$run_dir"
+  if [ ! -f "$run_dir/redis.env" ] && [ ! -f "$run_dir/kafka.env" ]; then
+    rm -f "$state"
+    return 0
+  fi
   {
     echo "# written by scripts/services.sh at $(date -u +%Y-%m-%dT%H:%M:%SZ); source me"
     [ -f "$run_dir/redis.env" ] && cat "$run_dir/redis.env"

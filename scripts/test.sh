@@ -87,8 +87,9 @@ failed=()
 for b in "${builds[@]}"; do
   step "ctest in $b/"
   if [ "$b" = build-asan ]; then
-    env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
+    env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0" \
         ctest --test-dir "$root/$b" --output-on-failure "${ctest_extra[@]}" || failed+=("$b")
   else
     ctest --test-dir "$root/$b" --output-on-failure "${ctest_extra[@]}" || failed+=("$b")

@@ -146,4 +146,67 @@ void vd_validate_result_free(vd_validate_result *r);
 vd_err vd_path_resolve(const char *backup_dir, const char *rel, char *out, size_t out_size,
                        char *errstr, size_t errstr_size);
 
+/* ---- health probe (SPEC §6) ------------------------------------------- */
+/*
+ * What one worker can see by itself: Redis (PING latency, memory,
+ * persistence, replication role), the backup volume (free space, writable)
+ * and the namespace's schema, with the data metrics of HealthReport.
+ * The worker adds the "kafka" component (vd_health_probe_add), the active
+ * operations and the last successful backup, which only it knows.
+ */
+typedef enum {
+    VD_HEALTH_HEALTHY = 0,
+    VD_HEALTH_DEGRADED = 1,
+    VD_HEALTH_UNHEALTHY = 2
+} vd_health_status;
+/** @returns "HEALTHY", "DEGRADED" or "UNHEALTHY". */
+const char *vd_health_status_name(vd_health_status s);
+
+typedef struct vd_health_component {
+    char name[16];           /* "redis", "backup_volume", "schema", "kafka" */
+    vd_health_status status;
+    double latency_ms;       /* time of the probe itself; -1 when not measured */
+    char detail[256];        /* e.g. "role=master used_memory=1234 ..." */
+} vd_health_component;
+
+#define VD_HEALTH_COMPONENTS_MAX 4
+typedef struct vd_health_probe {
+    vd_health_component comps[VD_HEALTH_COMPONENTS_MAX];
+    size_t ncomps;
+    /* metrics; -1 when Redis could not be read */
+    int64_t documents, chunks, files;
+    int64_t used_memory;          /* bytes (INFO memory) */
+    double documents_per_mb;      /* documents / (used_memory / 1 MiB) */
+    double chunks_per_document;
+    int dim;                      /* from NS:meta, 0 when unknown */
+    int64_t volume_free_bytes;    /* -1 when unknown */
+    int64_t volume_total_bytes;
+    vd_health_status overall;     /* worst component */
+    vd_issues issues;             /* one per component that is not HEALTHY */
+} vd_health_probe;
+
+/**
+ * @brief Probes Redis (connect timeout capped at 1000 ms so a dead server
+ *        answers quickly), the backup volume (skipped when backup_dir is
+ *        NULL) and NS:meta, and fills *out (which the caller frees with
+ *        vd_health_probe_free, whatever the return).
+ * @param min_free_bytes DEGRADED below this many free bytes (0: only the
+ *        5 % rule applies).
+ * @returns VD_ERR_OK whenever a report was produced, however unhealthy;
+ *          VD_ERR_INVALID_ARG for missing arguments.
+ */
+vd_err vd_health_probe_run(const vd_store_conf *redis, const char *ns, const char *backup_dir,
+                           int64_t min_free_bytes, vd_health_probe *out, char *errstr,
+                           size_t errstr_size);
+/**
+ * @brief Adds (or replaces, by name) a component, e.g. the worker's
+ *        "kafka", updates overall and adds an issue when not HEALTHY.
+ * @returns the component, or NULL when the table is full.
+ */
+vd_health_component *vd_health_probe_add(vd_health_probe *p, const char *name,
+                                         vd_health_status status, double latency_ms,
+                                         const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void vd_health_probe_free(vd_health_probe *p);
+
 #endif /* VD_TASKS_H */
