@@ -129,10 +129,11 @@ static int cmp_str(const void *a, const void *b) {
     return (*x)->len < (*y)->len ? -1 : (*x)->len > (*y)->len;
 }
 
-static void dump_key(redisContext *c, const char *key, size_t klen, dump *d) {
+/* One entry: the key without its namespace, its type and its contents. */
+static void dump_key(redisContext *c, size_t nslen, const char *key, size_t klen, dump *d) {
     vd_buf b;
     vd_buf_init(&b, 0);
-    put_bytes(&b, key, klen);
+    put_bytes(&b, key + nslen, klen - nslen);
     redisReply *t = redisCommand(c, "TYPE %b", key, klen);
     assert_non_null(t);
     put_bytes(&b, t->str, t->len);
@@ -187,7 +188,7 @@ static void dump_ns(const char *ns, dump *d) {
             redisReply *k = keys->element[i];
             if (k->len >= (size_t)tpl && memcmp(k->str, task_prefix, (size_t)tpl) == 0)
                 continue;
-            dump_key(c, k->str, k->len, d);
+            dump_key(c, strlen(ns), k->str, k->len, d);
         }
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0);
@@ -203,20 +204,16 @@ static void dump_free(dump *d) {
     memset(d, 0, sizeof *d);
 }
 
-/* Key names differ by namespace: compare with the prefix stripped. */
+/* Entries hold key names without the namespace, so two namespaces compare. */
 static bool dump_equal(const dump *a, const char *ns_a, const dump *b, const char *ns_b) {
     if (a->n != b->n) {
-        print_message("dump: %zu keys vs %zu keys\n", a->n, b->n);
+        print_message("dump of %s: %zu keys, of %s: %zu keys\n", ns_a, a->n, ns_b, b->n);
         return false;
     }
     for (size_t i = 0; i < a->n; i++) {
-        /* entries start "LEN:NS:..." : compare from the first ':' after NS. */
-        const char *pa = memchr(a->e[i].data, ':', a->e[i].len) + 1 + strlen(ns_a);
-        const char *pb = memchr(b->e[i].data, ':', b->e[i].len) + 1 + strlen(ns_b);
-        size_t la = a->e[i].len - (size_t)(pa - a->e[i].data);
-        size_t lb = b->e[i].len - (size_t)(pb - b->e[i].data);
-        if (la != lb || memcmp(pa, pb, la) != 0) {
-            print_message("dump differs at entry %zu: %.60s vs %.60s\n", i, pa, pb);
+        if (a->e[i].len != b->e[i].len || memcmp(a->e[i].data, b->e[i].data, a->e[i].len)) {
+            print_message("dump differs at entry %zu: %.80s vs %.80s\n", i, a->e[i].data,
+                          b->e[i].data);
             return false;
         }
     }
@@ -406,10 +403,9 @@ static void test_conflicts(void **state) {
     mod.doc.title = strdup("changed title");
     size_t old_n = mod.nchunks;
     for (size_t i = 0; i < 3; i++) {
-        vd_chunk *src = &mod.chunks[i % old_n];
         vd_chunk *c = vd_docgroup_add_chunk(&mod);
         assert_non_null(c);
-        src = &mod.chunks[i % old_n]; /* add_chunk may have moved the array */
+        const vd_chunk *src = &mod.chunks[i % old_n]; /* after add: the array may move */
         char cid[64];
         snprintf(cid, sizeof cid, "extra-%zu", i);
         c->id = strdup(cid);
@@ -555,7 +551,7 @@ static void test_corrupt_and_truncated(void **state) {
             bytes[len / 2] ^= 0x01;
             snprintf(what, sizeof what, "%s one byte flipped", kinds[k].name);
             expect_refused(dir, strrchr(bad, '/') + 1, what);
-            /* The sidecar manifest catches a change even where the format cannot. */
+            /* One digit of a value changed: still valid JSON, the trailer's SHA-256 catches it. */
             size_t pos = len / 3;
             while (pos < len && (bytes[pos] < '1' || bytes[pos] > '8'))
                 pos++;

@@ -49,6 +49,7 @@ struct vd_worker {
     } parts[256];
     int nparts;
     int64_t next_health_ms;
+    atomic_bool health_now;            /* a HealthCommand asked for a report */
     int64_t next_renew_ms;
     int64_t started_ms;
     pthread_mutex_t lock;              /* guards jobs[] state read by health */
@@ -378,11 +379,14 @@ static void handle_message(vd_worker *w, rd_kafka_message_t *m) {
 }
 
 static void publish_health_now(vd_worker *w, const char *reason) {
-    vd__health_publish(w->conf, w->producer, w->consumer, w->jobs, w->njobs, reason);
+    char err[256];
+    if (!w->store && vd_store_connect(&w->sconf, &w->store, err, sizeof err))
+        w->store = NULL;
+    vd__health_publish(w->conf, w->producer, w->consumer, w->jobs, w->njobs, w->store, reason);
 }
 
 void vd__worker_request_health(vd_worker *w);
-void vd__worker_request_health(vd_worker *w) { w->next_health_ms = 0; }
+void vd__worker_request_health(vd_worker *w) { atomic_store(&w->health_now, true); }
 
 int vd_worker_run(vd_worker *w) {
     w->next_health_ms = vd_mono_ms() + 2000; /* first report once the group settled */
@@ -409,7 +413,9 @@ int vd_worker_run(vd_worker *w) {
             renew_leases(w);
             w->next_renew_ms = now + 1000;
         }
-        if (now >= w->next_health_ms) {
+        if (atomic_exchange(&w->health_now, false)) {
+            publish_health_now(w, "command");
+        } else if (now >= w->next_health_ms) {
             publish_health_now(w, "interval");
             w->next_health_ms = now + (int64_t)w->conf->health_interval_s * 1000;
         }

@@ -452,8 +452,8 @@ static void run_cancel(job_run *r) {
 
 static void run_health(job_run *r) {
     vd__job *j = r->j;
-    vd__health_publish(j->conf, j->producer, NULL, NULL, 0, "command");
-    emit_simple(r, VD_STATE_SUCCEEDED, "health report published");
+    vd__worker_request_health(j->w);
+    emit_simple(r, VD_STATE_SUCCEEDED, "health report requested from this worker");
 }
 
 /* ---- rejection: REJECTED event + DLQ -------------------------------------- */

@@ -61,8 +61,13 @@ void vd__job_reset(vd__job *j);
 void vd__job_destroy(vd__job *j);
 
 /* Health reports (vd_health.c in worker/). */
+/*
+ * Builds a HealthReport (the tasks' probe plus kafka, active operations and
+ * the last backup) and publishes it keyed by worker id. Main thread only.
+ * @p store may be NULL (then the last backup is not reported).
+ */
 void vd__health_publish(const vd_config *conf, rd_kafka_t *producer, rd_kafka_t *consumer,
-                        vd__job *jobs, int njobs, const char *reason);
+                        vd__job *jobs, int njobs, vd_store *store, const char *reason);
 
 /* From vd_worker.c. */
 bool vd__worker_cancel_local(struct vd_worker *w, const char *task_id);
