@@ -251,6 +251,10 @@ size_t vd_f32_format(float v, char *out) {
     uint32_t mant;
     int32_t e10;
     f2d(ieee_m, ieee_e, &mant, &e10);
+    while (mant % 10 == 0) { /* rounding up can leave a trailing zero (9 -> 10) */
+        mant /= 10;
+        e10++;
+    }
     const int n = decimal_len9(mant);
     const int32_t sci = e10 + n - 1; /* the value is d.ddd * 10^sci */
     if (sci >= 0 && sci < 21) {

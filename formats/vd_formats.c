@@ -167,7 +167,7 @@ static vd_err reader_open(const char *path, const void *data, size_t len, const 
         if (nhead)
             memcpy(head, data, nhead);
     }
-    vd_format fmt;
+    vd_format fmt = VD_FMT_JSONL;
     vd_err e = sniff(head, nhead, &fmt, errstr, errstr_size);
     if (e)
         return e;

@@ -21,12 +21,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Python packages used by the interop tests (an Avro implementation nobody
-# here wrote) and the runner of those tests.
-for mod in fastavro pytest; do
+# Python packages used by the interop tests: an Avro implementation and a
+# Kafka client nobody here wrote (fastavro, the pure-Python kafka-python),
+# and the runner of those tests. Module name = package name, except kafka.
+for spec in fastavro:fastavro pytest:pytest kafka:kafka-python; do
+  mod=${spec%%:*}; pkg=${spec#*:}
   if ! python3 -c "import $mod" 2>/dev/null; then
-    echo "install-deps: pip install $mod" >&2
-    python3 -m pip install -q "$mod" 2>/dev/null || python3 -m pip install -q --break-system-packages "$mod"
+    echo "install-deps: pip install $pkg" >&2
+    python3 -m pip install -q "$pkg" 2>/dev/null || python3 -m pip install -q --break-system-packages "$pkg"
   fi
 done
 

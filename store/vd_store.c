@@ -525,8 +525,11 @@ static void argv_free(argv_t *a) {
 
 /* Appends the argv as one command and resets it for the next. */
 static vd_err argv_send(vd_store *s, argv_t *a, char *errstr, size_t errstr_size) {
-    if (a->n > INT32_MAX)
+    if (a->n > INT32_MAX) {
+        s->broken = true; /* part of a pipeline may already be queued */
+        a->n = 0;
         return vd_seterr(errstr, errstr_size, VD_ERR_TOO_LARGE, "command too long");
+    }
     vd_err e = vd__store_append(s, (int)a->n, a->v, a->l, errstr, errstr_size);
     a->n = 0;
     return e;

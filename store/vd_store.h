@@ -56,13 +56,35 @@ vd_err vd_store_meta_put(vd_store *s, const char *ns, const vd_meta *m, char *er
  *        (old chunks, old file) inside the same transaction.
  * @returns VD_ERR_BAD_ID, BAD_DIM, BAD_FLOAT, BAD_FIELD before anything is
  *          sent; VD_ERR_REDIS when EXEC fails (then nothing was written).
+ * @remark Before MULTI the document's keys are WATCHed and their types
+ *         checked: a key of the wrong type (e.g. the chunk zset holding a
+ *         string, NS:docs not a set) fails with VD_ERR_REDIS ("WRONGTYPE
+ *         ...") and nothing is written or deleted, replace or not. Inside the
+ *         transaction the doc hash, the zset and every new chunk key are
+ *         DELeted before being written, so no stale field survives. With
+ *         replace=false old chunks not in the new version (and an old file
+ *         when !g->has_file) are left alone. chunk_count is written as
+ *         g->nchunks; a chunk's doc_id may be NULL (the document's id) or
+ *         must equal it; NULL metadata is written as "{}". A WATCHed key
+ *         changed by another client makes it retry (8 times).
  */
 vd_err vd_store_doc_put(vd_store *s, const char *ns, const vd_docgroup *g, size_t dim,
                         bool replace, char *errstr, size_t errstr_size);
-/** Reads one document with its chunks (and file when with_file). NOT_FOUND if absent. */
+/**
+ * Reads one document with its chunks (in zset order, i.e. by seq) and file
+ * when with_file. NOT_FOUND if the doc hash is absent. *out must be zeroed
+ * or a group filled before: it is cleared first. A chunk listed in the zset
+ * whose hash is gone is skipped; an embedding whose length is not a
+ * multiple of 4 gives VD_ERR_BAD_DIM naming the key; a chunk hash without
+ * an embedding comes back with dim 0 and embedding NULL.
+ */
 vd_err vd_store_doc_get(vd_store *s, const char *ns, const char *doc_id, bool with_file,
                         vd_docgroup *out, char *errstr, size_t errstr_size);
-/** Deletes a document and everything it owns atomically. NOT_FOUND if absent. */
+/**
+ * Deletes a document and everything it owns (doc hash, zset, the chunks the
+ * zset lists, file, index entry) in one MULTI/EXEC. NOT_FOUND when none of
+ * those existed.
+ */
 vd_err vd_store_doc_delete(vd_store *s, const char *ns, const char *doc_id, char *errstr,
                            size_t errstr_size);
 /** Sets *exists to whether NS:doc:{id} exists. */
@@ -96,6 +118,9 @@ vd_err vd_store_iter_new(vd_store *s, const char *ns, bool with_files, size_t ba
  */
 vd_err vd_store_iter_next(vd_store_iter *it, vd_docgroup *g, bool *done, char *errstr,
                           size_t errstr_size);
+/* After an error the iterator keeps returning it: destroy it. Ids in the
+ * index that are not valid ids are skipped with a warning. Document order
+ * is SSCAN order. */
 void vd_store_iter_destroy(vd_store_iter *it);
 
 /* ---- seed: a deterministic synthetic dataset -------------------------- */
@@ -114,10 +139,21 @@ typedef struct vd_seed_conf {
     int nans;                /* embeddings holding a NaN */
     int index_drift;         /* ids removed from NS:docs / ZSET members removed */
 } vd_seed_conf;
-/** Writes meta and the dataset to NS (pipelined). Reports what it wrote. */
+/**
+ * Writes meta and the dataset to NS (pipelined). Reports what it wrote:
+ * documents = doc hashes, chunks = chunk hashes (orphans included), files.
+ * Ids are doc-000001..., chunk ids c0000...; each document comes from its
+ * own PRNG stream, so the same conf gives the same bytes.
+ * Defects go to distinct documents spread evenly, in this order:
+ * missing_embeddings, wrong_dims, nans (on chunk c0000; the NaN is the
+ * quiet NaN 0x7fc00001), index_drift (even ones: the id is missing from
+ * NS:docs; odd ones: c0000 is missing from the zset, its hash stays).
+ * Orphans are NS:chunk:{orphan-NNNNNN}:c0000. INVALID_ARG when the defects
+ * outnumber the documents.
+ */
 vd_err vd_store_seed(vd_store *s, const char *ns, const vd_seed_conf *c,
                      vd_store_counts *written, char *errstr, size_t errstr_size);
-/** Deletes every key of the namespace (SCAN NS:* + UNLINK). */
+/** Deletes every key of the namespace (SCAN NS:* with NS glob-escaped, + UNLINK). */
 vd_err vd_store_drop_namespace(vd_store *s, const char *ns, int64_t *deleted, char *errstr,
                                size_t errstr_size);
 

@@ -684,8 +684,10 @@ vd_err vd_task_import(const vd_task_ctx *ctx, const vd_import_params *p,
         goto out;
     e = VD_ERR_OK;
 
+    const int64_t t_verify = vd_mono_ms();
     if ((e = pass_verify(&m, &target, have_target_meta, errstr, errstr_size)))
         goto out;
+    const int64_t t_write = vd_mono_ms();
 
     bool fail_conflicts = res->conflicts > 0 && p->on_conflict == VD_CONFLICT_FAIL;
     if (p->validate_only) {
@@ -710,10 +712,12 @@ vd_err vd_task_import(const vd_task_ctx *ctx, const vd_import_params *p,
     if (!e)
         vd_log(VD_LOG_INFO, "import done",
                "task=%s ns=%s documents=%lld imported=%lld overwritten=%lld skipped=%lld "
-               "resumed_from=%lld",
+               "resumed_from=%lld checksum_ms=%lld verify_ms=%lld write_ms=%lld",
                ctx->task_id ? ctx->task_id : "-", ctx->ns, (long long)res->counts.documents,
                (long long)res->imported, (long long)res->overwritten,
-               (long long)res->skipped, (long long)m.resume_done);
+               (long long)res->skipped, (long long)m.resume_done,
+               (long long)(t_verify - t0), (long long)(t_write - t_verify),
+               (long long)(vd_mono_ms() - t_write));
 
 out:
     batch_clear(&m);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 
 #include "vd_tasks.h"
@@ -144,7 +145,7 @@ static void read_back(const char *path, vd_counts *c) {
 
 static void check_manifest(const char *art_path, const vd_export_result *res,
                            const char *ns, const char *task_id) {
-    char mpath[PATH_MAX + 32];
+    char mpath[PATH_MAX * 2 + 32];
     snprintf(mpath, sizeof mpath, "%s.manifest.json", art_path);
     json_error_t jerr;
     json_t *m = json_load_file(mpath, 0, &jerr);
@@ -178,7 +179,8 @@ static void test_export_every_format(void **state) {
     (void)state;
     VD_NEED_REDIS();
     vd_store *s = connect_store();
-    const char *ns = vd_test_ns("exp");
+    char ns[96];
+    snprintf(ns, sizeof ns, "%s", vd_test_ns("exp"));
     seed(s, ns, 25, 3, 16, true);
     char *dir = vd_test_tmpdir();
     static const struct {
@@ -262,7 +264,8 @@ static void test_export_destination(void **state) {
     (void)state;
     VD_NEED_REDIS();
     vd_store *s = connect_store();
-    const char *ns = vd_test_ns("dest");
+    char ns[96];
+    snprintf(ns, sizeof ns, "%s", vd_test_ns("dest"));
     seed(s, ns, 5, 2, 8, false);
     char *dir = vd_test_tmpdir();
     char sub[PATH_MAX * 2];
@@ -306,7 +309,8 @@ static void test_export_destination(void **state) {
 static void test_export_no_meta(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    const char *ns = vd_test_ns("nometa");
+    char ns[96];
+    snprintf(ns, sizeof ns, "%s", vd_test_ns("nometa"));
     char *dir = vd_test_tmpdir();
     vd_task_ctx ctx = make_ctx(dir, ns, "nometa-task");
     vd_export_params p;
@@ -351,7 +355,8 @@ static void test_export_unwritable(void **state) {
     (void)state;
     VD_NEED_REDIS();
     vd_store *s = connect_store();
-    const char *ns = vd_test_ns("ro");
+    char ns[96];
+    snprintf(ns, sizeof ns, "%s", vd_test_ns("ro"));
     seed(s, ns, 5, 2, 8, false);
     vd_export_params p;
     memset(&p, 0, sizeof p);
@@ -385,7 +390,8 @@ static void test_export_write_fails_midway(void **state) {
     (void)state;
     VD_NEED_REDIS();
     vd_store *s = connect_store();
-    const char *ns = vd_test_ns("full");
+    char ns[96];
+    snprintf(ns, sizeof ns, "%s", vd_test_ns("full"));
     seed(s, ns, 300, 4, 64, true);
     char *dir = vd_test_tmpdir();
     static const vd_format fmts[] = {VD_FMT_JSONL, VD_FMT_CSV, VD_FMT_AVRO};
@@ -430,7 +436,8 @@ static void test_export_cancel(void **state) {
     (void)state;
     VD_NEED_REDIS();
     vd_store *s = connect_store();
-    const char *ns = vd_test_ns("cancel");
+    char ns[96];
+    snprintf(ns, sizeof ns, "%s", vd_test_ns("cancel"));
     seed(s, ns, 50, 2, 8, false);
     char *dir = vd_test_tmpdir();
     atomic_bool flag;
@@ -459,6 +466,63 @@ static void test_export_cancel(void **state) {
     free(dir);
 }
 
+static void test_export_verify_first(void **state) {
+    (void)state;
+    VD_NEED_REDIS();
+    vd_store *s = connect_store();
+    char ns[96];
+    snprintf(ns, sizeof ns, "%s", vd_test_ns("verify"));
+    seed(s, ns, 10, 2, 8, false);
+    char *dir = vd_test_tmpdir();
+    vd_task_ctx ctx = make_ctx(dir, ns, "verify01");
+    vd_export_params p;
+    memset(&p, 0, sizeof p);
+    p.verify_first = true;
+    p.fail_on_verify_errors = true;
+    vd_export_result res;
+    char err[512] = "";
+    /* Clean data: exported, nothing to report. */
+    vd_err e = vd_task_export(&ctx, &p, &res, err, sizeof err);
+    if (e)
+        print_message("verify_first on clean data: %s\n", err);
+    assert_int_equal(e, VD_ERR_OK);
+    assert_int_equal(res.warnings.total, 0);
+    vd_export_result_free(&res);
+
+    /* Two orphan chunks (ERROR): refused when asked to, warnings otherwise. */
+    redisContext *c = vd_store_redis(s);
+    for (int i = 0; i < 2; i++) {
+        redisReply *r = redisCommand(c, "HSET %s:chunk:{ghost%d}:c0 id c0 doc_id ghost%d seq 0",
+                                     ns, i, i);
+        assert_non_null(r);
+        freeReplyObject(r);
+    }
+    ctx.task_id = "verify02";
+    e = vd_task_export(&ctx, &p, &res, err, sizeof err);
+    print_message("verify_first with orphans: %s: %s\n", vd_err_name(e), err);
+    assert_int_not_equal(e, VD_ERR_OK);
+    assert_true(res.warnings.total >= 2);
+    assert_string_equal(res.path, "");
+    vd_export_result_free(&res);
+    int hidden = 0;
+    assert_int_equal(count_entries(dir, &hidden), 2);
+
+    ctx.task_id = "verify03";
+    p.fail_on_verify_errors = false;
+    assert_int_equal(vd_task_export(&ctx, &p, &res, err, sizeof err), VD_ERR_OK);
+    assert_true(res.warnings.total >= 2);
+    assert_true(res.warnings.n >= 2);
+    assert_string_equal(res.warnings.items[0].code, "ORPHAN_CHUNK");
+    assert_int_equal(res.counts.documents, 10);
+    vd_export_result_free(&res);
+    assert_int_equal(count_entries(dir, &hidden), 4);
+    assert_int_equal(hidden, 0);
+    drop(s, ns);
+    vd_store_destroy(s);
+    rm_rf(dir);
+    free(dir);
+}
+
 typedef struct prog_log {
     int events, phase_changes;
     int64_t last_done, last_total;
@@ -478,7 +542,8 @@ static void test_export_20k_chunks(void **state) {
     (void)state;
     VD_NEED_REDIS();
     vd_store *s = connect_store();
-    const char *ns = vd_test_ns("perf");
+    char ns[96];
+    snprintf(ns, sizeof ns, "%s", vd_test_ns("perf"));
     int64_t t0 = vd_mono_ms();
     seed(s, ns, 2000, 10, 384, false);
     print_message("seed 2000 docs x 10 chunks, dim 384: %lld ms\n",
@@ -533,6 +598,7 @@ int main(void) {
         cmocka_unit_test(test_export_unwritable),
         cmocka_unit_test(test_export_write_fails_midway),
         cmocka_unit_test(test_export_cancel),
+        cmocka_unit_test(test_export_verify_first),
         cmocka_unit_test(test_export_20k_chunks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -273,7 +273,8 @@ static void test_round_trip_every_format(void **state) {
     (void)state;
     VD_NEED_REDIS();
     vd_store *s = connect_store();
-    const char *ns = vd_test_ns("rt");
+    char ns[96];
+    snprintf(ns, sizeof ns, "%s", vd_test_ns("rt"));
     seed(s, ns, 30, 4, 24, true);
     dump before;
     dump_ns(ns, &before);
@@ -289,7 +290,8 @@ static void test_round_trip_every_format(void **state) {
                  {VD_FMT_AVRO, false, "a.avro"}};
     for (size_t k = 0; k < 4; k++) {
         export_to(dir, ns, kinds[k].fmt, kinds[k].compress, true, kinds[k].name);
-        const char *target = vd_test_ns("rt_target");
+        char target[96];
+        snprintf(target, sizeof target, "%s", vd_test_ns("rt_target"));
         vd_task_ctx ctx = make_ctx(dir, target, "import-rt");
         vd_import_params p;
         import_params(&p, kinds[k].name, VD_CONFLICT_FAIL);
@@ -336,7 +338,8 @@ static void test_round_trip_every_format(void **state) {
     snprintf(path, sizeof path, "%s/a.jsonl.gz", dir);
     size_t len = 0;
     unsigned char *bytes = read_file(path, &len);
-    const char *target = vd_test_ns("rt_inline");
+    char target[96];
+    snprintf(target, sizeof target, "%s", vd_test_ns("rt_inline"));
     ctx = make_ctx(dir, target, "import-inline");
     import_params(&p, NULL, VD_CONFLICT_FAIL);
     p.inline_data = bytes;
@@ -369,7 +372,8 @@ static void test_conflicts(void **state) {
     (void)state;
     VD_NEED_REDIS();
     vd_store *s = connect_store();
-    const char *ns = vd_test_ns("conf");
+    char ns[96];
+    snprintf(ns, sizeof ns, "%s", vd_test_ns("conf"));
     seed(s, ns, 10, 3, 8, true);
     dump orig;
     dump_ns(ns, &orig);
@@ -497,7 +501,8 @@ static void test_conflicts(void **state) {
 
 /* ---- bad input --------------------------------------------------------- */
 static void expect_refused(const char *dir, const char *name, const char *what) {
-    const char *target = vd_test_ns("bad");
+    char target[96];
+    snprintf(target, sizeof target, "%s", vd_test_ns("bad"));
     vd_task_ctx ctx = make_ctx(dir, target, "bad-task");
     vd_import_params p;
     import_params(&p, name, VD_CONFLICT_FAIL);
@@ -515,7 +520,8 @@ static void test_corrupt_and_truncated(void **state) {
     (void)state;
     VD_NEED_REDIS();
     vd_store *s = connect_store();
-    const char *ns = vd_test_ns("corrupt");
+    char ns[96];
+    snprintf(ns, sizeof ns, "%s", vd_test_ns("corrupt"));
     seed(s, ns, 40, 3, 8, true);
     char *dir = vd_test_tmpdir();
     static const struct {
@@ -591,18 +597,20 @@ static void test_checksum_dim_and_duplicates(void **state) {
     (void)state;
     VD_NEED_REDIS();
     vd_store *s = connect_store();
-    const char *ns = vd_test_ns("sum");
+    char ns[96];
+    snprintf(ns, sizeof ns, "%s", vd_test_ns("sum"));
     seed(s, ns, 8, 2, 8, false);
     char *dir = vd_test_tmpdir();
-    export_to(dir, ns, VD_FMT_AVRO, false, false, "s.avro");
+    export_to(dir, ns, VD_FMT_JSONL, true, false, "s.jsonl.gz");
     char err[512] = "";
     vd_import_result res;
     vd_import_params p;
 
     /* expected_sha256 wrong: refused before anything is read or written. */
-    const char *target = vd_test_ns("sum_target");
+    char target[96];
+    snprintf(target, sizeof target, "%s", vd_test_ns("sum_target"));
     vd_task_ctx ctx = make_ctx(dir, target, "sum-task");
-    import_params(&p, "s.avro", VD_CONFLICT_FAIL);
+    import_params(&p, "s.jsonl.gz", VD_CONFLICT_FAIL);
     p.expected_sha256 = "0000000000000000000000000000000000000000000000000000000000000000";
     assert_int_equal(vd_task_import(&ctx, &p, &res, err, sizeof err), VD_ERR_CHECKSUM);
     print_message("checksum: %s\n", err);
@@ -621,7 +629,7 @@ static void test_checksum_dim_and_duplicates(void **state) {
     m.distance = "cosine";
     m.created_at = 1;
     assert_int_equal(vd_store_meta_put(s, target, &m, err, sizeof err), VD_ERR_OK);
-    import_params(&p, "s.avro", VD_CONFLICT_FAIL);
+    import_params(&p, "s.jsonl.gz", VD_CONFLICT_FAIL);
     assert_int_equal(vd_task_import(&ctx, &p, &res, err, sizeof err), VD_ERR_BAD_DIM);
     print_message("dim: %s\n", err);
     vd_import_result_free(&res);
@@ -711,7 +719,8 @@ static void test_cancel_and_resume(void **state) {
     (void)state;
     VD_NEED_REDIS();
     vd_store *s = connect_store();
-    const char *ns = vd_test_ns("resume");
+    char ns[96];
+    snprintf(ns, sizeof ns, "%s", vd_test_ns("resume"));
     seed(s, ns, 700, 2, 8, false);
     dump before;
     dump_ns(ns, &before);
@@ -723,7 +732,8 @@ static void test_cancel_and_resume(void **state) {
     import_params(&p, "r.jsonl.gz", VD_CONFLICT_FAIL);
 
     /* Cancelled before start: nothing. */
-    const char *target = vd_test_ns("resume_target");
+    char target[96];
+    snprintf(target, sizeof target, "%s", vd_test_ns("resume_target"));
     ckpt ck;
     memset(&ck, 0, sizeof ck);
     atomic_init(&ck.cancel, true);
@@ -804,17 +814,25 @@ static void test_import_20k_chunks(void **state) {
     (void)state;
     VD_NEED_REDIS();
     vd_store *s = connect_store();
-    const char *ns = vd_test_ns("iperf");
+    char ns[96];
+    snprintf(ns, sizeof ns, "%s", vd_test_ns("iperf"));
     seed(s, ns, 2000, 10, 384, false);
     char *dir = vd_test_tmpdir();
-    export_to(dir, ns, VD_FMT_AVRO, false, false, "p.avro");
-    export_to(dir, ns, VD_FMT_JSONL, false, false, "p.jsonl");
-    const char *names[] = {"p.avro", "p.jsonl"};
-    for (int i = 0; i < 2; i++) {
-        const char *target = vd_test_ns("iperf_target");
+    static const struct {
+        vd_format fmt;
+        bool compress;
+        const char *name;
+    } kinds[] = {{VD_FMT_JSONL, false, "p.jsonl"},
+                 {VD_FMT_JSONL, true, "p.jsonl.gz"},
+                 {VD_FMT_CSV, false, "p.csv.zip"},
+                 {VD_FMT_AVRO, false, "p.avro"}};
+    for (size_t i = 0; i < 4; i++) {
+        export_to(dir, ns, kinds[i].fmt, kinds[i].compress, false, kinds[i].name);
+        char target[96];
+        snprintf(target, sizeof target, "%s", vd_test_ns("iperf_target"));
         vd_task_ctx ctx = make_ctx(dir, target, "iperf");
         vd_import_params p;
-        import_params(&p, names[i], VD_CONFLICT_FAIL);
+        import_params(&p, kinds[i].name, VD_CONFLICT_FAIL);
         vd_import_result res;
         char err[512] = "";
         vd_err e = vd_task_import(&ctx, &p, &res, err, sizeof err);
@@ -822,8 +840,9 @@ static void test_import_20k_chunks(void **state) {
             print_message("import: %s\n", err);
         assert_int_equal(e, VD_ERR_OK);
         assert_int_equal(res.counts.chunks, 20000);
-        print_message("import 20k chunks from %s: %lld ms, peak RSS %ld KiB\n", names[i],
+        print_message("import 20k chunks from %s: %lld ms, peak RSS %ld KiB\n", kinds[i].name,
                       (long long)res.duration_ms, vd_test_peak_rss_kb());
+        assert_int_equal(res.imported, 2000);
         vd_import_result_free(&res);
         drop(s, target);
     }

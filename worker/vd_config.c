@@ -54,6 +54,8 @@ static const opt opts[] = {
     {"min-free-bytes", "VECDUMP_MIN_FREE_BYTES", OPT_I64, N(min_free_bytes), "backup volume DEGRADED below this"},
     {"max-backup-age", "VECDUMP_MAX_BACKUP_AGE", OPT_I64, N(max_backup_age_s), "DEGRADED when the last backup is older (s)"},
     {"log-level", "VECDUMP_LOG_LEVEL", OPT_LOG, N(log_level), "debug | info | warn | error"},
+    {"debug-task-delay-ms", "VECDUMP_DEBUG_TASK_DELAY_MS", OPT_INT, N(debug_task_delay_ms),
+     "testing aid: delay (cancellable) before every task"},
 };
 
 static vd_err read_secret_file(const char *path, char **out, char *errstr, size_t n) {

@@ -47,6 +47,8 @@ typedef struct vd_config {
     int64_t min_free_bytes;         /* backup volume DEGRADED below this */
     int64_t max_backup_age_s;       /* DEGRADED when the last backup is older */
     vd_log_level log_level;
+    int debug_task_delay_ms;        /* testing aid: every task waits this long
+                                       (cancellable) before it starts */
 } vd_config;
 
 /** Fills defaults, then VECDUMP_* environment variables. */

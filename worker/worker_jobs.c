@@ -456,6 +456,22 @@ static void run_health(job_run *r) {
     emit_simple(r, VD_STATE_SUCCEEDED, "health report requested from this worker");
 }
 
+/* The testing aid --debug-task-delay-ms: waits, announcing a "delay" phase.
+ * @returns false when cancelled or abandoned meanwhile. */
+static bool delay_task(job_run *r) {
+    vd__job *j = r->j;
+    vd_progress p = {.phase = "delay", .done = 0, .total = j->conf->debug_task_delay_ms, .bytes = 0};
+    on_progress(r, &p, true);
+    int64_t end = vd_mono_ms() + j->conf->debug_task_delay_ms;
+    while (vd_mono_ms() < end) {
+        if (atomic_load(&j->cancel))
+            return false;
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return true;
+}
+
 /* ---- rejection: REJECTED event + DLQ -------------------------------------- */
 static void reject(vd__job *j, vd_err e, const char *why) {
     vd_log(VD_LOG_WARN, "command rejected", "topic=%s partition=%d offset=%lld code=%s error=\"%s\"",
@@ -588,7 +604,11 @@ static void *job_main(void *arg) {
             vd_log(VD_LOG_INFO, "taking over task", "task_id=%s attempt=%d", j->task_id, j->attempt);
         emit_simple(&r, VD_STATE_ACCEPTED, j->attempt > 1 ? "taken over" : "accepted");
         snprintf(j->phase, sizeof j->phase, "running");
-        switch (j->cmd.kind) {
+        if (j->conf->debug_task_delay_ms > 0 && j->cmd.kind != VD_CMD_CANCEL &&
+            !delay_task(&r)) {
+            if (!atomic_load(&j->abandon))
+                emit_failed(&r, VD_STATE_CANCELLED, VD_ERR_CANCELLED, "cancelled before it started");
+        } else switch (j->cmd.kind) {
         case VD_CMD_EXPORT: run_export(&r); break;
         case VD_CMD_IMPORT: run_import(&r); break;
         case VD_CMD_VALIDATE: run_validate(&r); break;
