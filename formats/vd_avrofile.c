@@ -996,13 +996,18 @@ static vd_err rd_record(avro_rd *a, vd_artifact_info *info, arec *rec, bool *eof
                 DEC_FAIL(VD_ERR_FORMAT, "avro: header is not a vecdump-avro header");
             if (fv != AVRO_FORMAT_VERSION)
                 DEC_FAIL(VD_ERR_FORMAT, "avro: unsupported format_version %d", fv);
-            char *tv = NULL, *tid = NULL, *ns = NULL;
-            if ((e = c_str(&c, "tool_version", &tv, errstr, errstr_size)) ||
-                (info->tool_version = tv, 0) ||
-                (e = c_str(&c, "task_id", &tid, errstr, errstr_size)) ||
-                (info->task_id = tid, 0) || (e = c_str(&c, "namespace", &ns, errstr, errstr_size)) ||
-                (info->ns = ns, 0) ||
-                (e = c_i64(&c, "created_at", &info->created_at, errstr, errstr_size)))
+            /* Strings go into info as soon as they exist: vd_formats.c frees them. */
+            char *s = NULL;
+            if ((e = c_str(&c, "tool_version", &s, errstr, errstr_size)))
+                goto fail;
+            info->tool_version = s;
+            if ((e = c_str(&c, "task_id", &s, errstr, errstr_size)))
+                goto fail;
+            info->task_id = s;
+            if ((e = c_str(&c, "namespace", &s, errstr, errstr_size)))
+                goto fail;
+            info->ns = s;
+            if ((e = c_i64(&c, "created_at", &info->created_at, errstr, errstr_size)))
                 goto fail;
             if (!c_int(&c, &sv) || !c_int(&c, &dim))
                 DEC_FAIL(VD_ERR_AVRO_FILE, "avro: header: bad int");
