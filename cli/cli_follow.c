@@ -85,7 +85,7 @@ static rd_kafka_t *tail_consumer(const vd_config *c, const char **topics, int nt
 static bool is_tty(void) { return isatty(STDOUT_FILENO) && !getenv("VECDUMP_NO_TTY"); }
 
 static void print_bar(const vd_task_event *ev) {
-    const vd_progress *p = &ev->progress;
+    const vd_ev_progress *p = &ev->progress;
     double pct = p->total > 0 ? 100.0 * (double)p->done / (double)p->total : 0.0;
     int width = 30, fill = (int)(pct / 100.0 * width);
     char bar[64];
@@ -369,10 +369,10 @@ int cli_health(vd_config *conf, int wait_s, bool json) {
                     puts(j);
                 free(j);
             } else {
-                printf("worker %s: %s\n", h.worker_id, vd_health_status_name(h.status));
+                printf("worker %s: %s\n", h.worker_id, vd_hr_status_name(h.status));
                 for (size_t i = 0; i < h.ncomponents; i++)
                     printf("  %-14s %-9s %7.2f ms  %s\n", h.components[i].name,
-                           vd_health_status_name(h.components[i].status), h.components[i].latency_ms,
+                           vd_hr_status_name(h.components[i].status), h.components[i].latency_ms,
                            h.components[i].detail);
                 printf("  documents=%lld chunks=%lld files=%lld dim=%d used_memory=%lld\n",
                        (long long)h.metrics.documents, (long long)h.metrics.chunks,
@@ -395,5 +395,5 @@ int cli_health(vd_config *conf, int wait_s, bool json) {
         fprintf(stderr, "vecdump: no health report within %d s\n", wait_s);
         return VD_EXIT_TIMEOUT;
     }
-    return worst == VD_HEALTH_UNHEALTHY ? VD_EXIT_FAILED : VD_EXIT_OK;
+    return worst == VD_HR_UNHEALTHY ? VD_EXIT_FAILED : VD_EXIT_OK;
 }

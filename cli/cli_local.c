@@ -65,12 +65,12 @@ int cli_run_local(vd_config *conf, const char *kind, const cli_args *a) {
         vd_export_params p;
         memset(&p, 0, sizeof p);
         const char *f = cli_get(a, "format");
-        vd_format fmt = VD_FMT_JSONL;
-        if (f && !vd_format_parse(f, &fmt)) {
+        int fmt = VD_CMD_FMT_JSONL;
+        if (f && !vd_cmd_format_parse(f, &fmt)) {
             fprintf(stderr, "vecdump: --format must be JSONL, CSV or AVRO\n");
             return VD_EXIT_USAGE;
         }
-        p.format = fmt;
+        p.format = (vd_format)fmt;
         p.compress = cli_flag(a, "compress");
         p.include_files = cli_flag(a, "include-files");
         p.verify_first = cli_flag(a, "verify-first");
@@ -100,12 +100,12 @@ int cli_run_local(vd_config *conf, const char *kind, const cli_args *a) {
         }
         p.validate_only = cli_flag(a, "validate-only");
         const char *oc = cli_get(a, "on-conflict");
-        vd_on_conflict m = VD_CONFLICT_FAIL;
-        if (oc && !vd_on_conflict_parse(oc, &m)) {
+        int m = VD_CMD_CONFLICT_FAIL;
+        if (oc && !vd_cmd_conflict_parse(oc, &m)) {
             fprintf(stderr, "vecdump: --on-conflict must be FAIL, SKIP or OVERWRITE\n");
             return VD_EXIT_USAGE;
         }
-        p.on_conflict = m;
+        p.on_conflict = (vd_on_conflict)m;
         p.expected_sha256 = cli_get(a, "expected-sha256");
         vd_limits_default(&p.limits);
         p.max_inline_bytes = conf->max_inline_bytes;

@@ -235,8 +235,8 @@ static int build_command(vd_config *conf, const char *kind, const cli_args *a, v
     if (!strcmp(kind, "export")) {
         c->kind = VD_CMD_EXPORT;
         const char *f = cli_get(a, "format");
-        vd_format fmt = VD_FMT_JSONL;
-        if (f && !vd_format_parse(f, &fmt)) {
+        int fmt = VD_CMD_FMT_JSONL;
+        if (f && !vd_cmd_format_parse(f, &fmt)) {
             fprintf(stderr, "vecdump: --format must be JSONL, CSV or AVRO\n");
             return VD_EXIT_USAGE;
         }
@@ -282,8 +282,8 @@ static int build_command(vd_config *conf, const char *kind, const cli_args *a, v
         }
         c->import.validate_only = cli_flag(a, "validate-only");
         const char *oc = cli_get(a, "on-conflict");
-        vd_on_conflict conf_mode = VD_CONFLICT_FAIL;
-        if (oc && !vd_on_conflict_parse(oc, &conf_mode)) {
+        int conf_mode = VD_CMD_CONFLICT_FAIL;
+        if (oc && !vd_cmd_conflict_parse(oc, &conf_mode)) {
             fprintf(stderr, "vecdump: --on-conflict must be FAIL, SKIP or OVERWRITE\n");
             return VD_EXIT_USAGE;
         }

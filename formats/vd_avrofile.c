@@ -509,6 +509,12 @@ static vd_err fp_read(FILE *fp, void *p, size_t n) {
     return VD_ERR_OK;
 }
 
+/* Bytes left after fp's position. */
+static int64_t fp_left(FILE *fp, int64_t file_size) {
+    off_t pos = ftello(fp);
+    return pos < 0 ? 0 : file_size - (int64_t)pos;
+}
+
 /* Largest compressed or inflated block accepted. */
 static int64_t block_limit(const vd_limits *lim) {
     int64_t r = lim->max_record_bytes > 0 ? lim->max_record_bytes : ((int64_t)256 << 20);
@@ -557,13 +563,21 @@ static vd_err avro_walk(FILE *fp, int64_t file_size, const vd_limits *lim, int64
                 goto meta_err;
             if (kl < 0 || kl > 256)
                 goto meta_bad;
+            if (kl > fp_left(fp, file_size)) {
+                e = VD_ERR_TRUNCATED;
+                goto meta_err;
+            }
             if ((e = fp_read(fp, key, (size_t)kl)))
                 goto meta_err;
             key[kl] = 0;
             if ((e = fp_long(fp, &vl)))
                 goto meta_err;
-            if (vl < 0 || vl > META_MAX_VALUE || vl > file_size)
+            if (vl < 0 || vl > META_MAX_VALUE)
                 goto meta_bad;
+            if (vl > fp_left(fp, file_size)) {
+                e = VD_ERR_TRUNCATED;
+                goto meta_err;
+            }
             char *val = malloc((size_t)vl + 1);
             if (!val) {
                 free(schema_json);

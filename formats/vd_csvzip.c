@@ -419,7 +419,7 @@ vd_err vd__csvzip_writer_open(vd_writer *w, const char *path, const vd_artifact_
 
     struct stat st;
     if (lstat(path, &st) == 0) {
-        e = vd_seterr(errstr, errstr_size, VD_ERR_IO, "csv: %s already exists", path);
+        e = vd_seterr(errstr, errstr_size, VD_ERR_CONFLICT, "csv: %s already exists", path);
         goto fail;
     }
     int zerr = 0;
@@ -436,17 +436,16 @@ vd_err vd__csvzip_writer_open(vd_writer *w, const char *path, const vd_artifact_
     /* A private temp directory next to the artifact (same volume). */
     {
         const char *slash = strrchr(path, '/');
-        size_t dl = slash ? (size_t)(slash - path) : 1;
         const char *dir = slash ? path : ".";
+        int dl = slash ? (int)(slash - path) : 1;
         const char *base = slash ? slash + 1 : path;
-        size_t need = dl + strlen(base) + 32;
+        size_t need = (size_t)dl + strlen(base) + 32;
         z->tmpdir = malloc(need);
         if (!z->tmpdir) {
             e = vd_seterr(errstr, errstr_size, VD_ERR_NOMEM, "csv: out of memory");
             goto fail;
         }
-        snprintf(z->tmpdir, need, "%.*s/.%s.tmpXXXXXX", (int)(slash && dl == 0 ? 0 : dl),
-                 dir, base);
+        snprintf(z->tmpdir, need, "%.*s/.%s.tmpXXXXXX", dl, dir, base);
         if (!mkdtemp(z->tmpdir)) {
             e = vd_seterr(errstr, errstr_size, errno == ENOSPC ? VD_ERR_NOSPACE : VD_ERR_IO,
                           "csv: mkdtemp %s: %s", z->tmpdir, strerror(errno));
@@ -790,9 +789,8 @@ typedef struct csvzip_reader {
     int dim;
     bool include_files;
     csv_in docs, chunks;
-    bool have_next_doc, have_pchunk;
-    vd_doc next_doc;
-    vd_chunk pchunk;
+    bool have_pchunk;
+    vd_chunk pchunk;         /* lookahead: the next chunk row */
     int64_t file_bytes;      /* compressed bytes of files read */
     bool failed, done;
 } csvzip_reader;
@@ -814,7 +812,6 @@ static void csvzip_reader_destroy(vd_reader *r) {
         return;
     csv_in_close(&z->docs);
     csv_in_close(&z->chunks);
-    vd_doc_clear(&z->next_doc);
     vd_chunk_clear(&z->pchunk);
     if (z->za)
         zip_discard(z->za);
@@ -1009,13 +1006,13 @@ done:
                          in->nf, ncols);
     return VD_ERR_OK;
 rec_err:
+    /* csv_end_field has said why for CSV; buffer errors are said here. */
     if (e == VD_ERR_TOO_LARGE)
         return vd_seterr(errstr, errstr_size, e,
                          "csv: %s record %" PRId64 " is over the record size limit", in->name,
                          in->row);
-    if (errstr && errstr_size && !errstr[0])
-        vd_seterr(errstr, errstr_size, e, "csv: %s record %" PRId64 ": %s", in->name, in->row,
-                  vd_err2str(e));
+    if (e == VD_ERR_NOMEM)
+        return vd_seterr(errstr, errstr_size, e, "csv: out of memory");
     return e;
 }
 
@@ -1359,20 +1356,15 @@ static vd_err csvzip_next(vd_reader *r, vd_docgroup *g, bool *done, char *errstr
         return VD_ERR_OK;
     }
     memset(g, 0, sizeof *g);
-    if (!z->have_next_doc) {
-        if ((e = read_doc(z, &z->next_doc, &eof, errstr, errstr_size)))
+    if ((e = read_doc(z, &g->doc, &eof, errstr, errstr_size)))
+        goto fail;
+    if (eof) {
+        if ((e = csvzip_finish(z, errstr, errstr_size)))
             goto fail;
-        if (eof) {
-            if ((e = csvzip_finish(z, errstr, errstr_size)))
-                goto fail;
-            z->done = true;
-            *done = true;
-            return VD_ERR_OK;
-        }
+        z->done = true;
+        *done = true;
+        return VD_ERR_OK;
     }
-    g->doc = z->next_doc;
-    memset(&z->next_doc, 0, sizeof z->next_doc);
-    z->have_next_doc = false;
 
     /* This document's chunks: the run of chunk rows naming it. */
     for (;;) {
@@ -1402,17 +1394,8 @@ static vd_err csvzip_next(vd_reader *r, vd_docgroup *g, bool *done, char *errstr
         z->got.chunks++;
     }
 
-    /* Same order: a pending chunk must belong to the next document. */
-    if ((e = read_doc(z, &z->next_doc, &eof, errstr, errstr_size)))
-        goto fail;
-    z->have_next_doc = !eof;
-    if (z->have_pchunk && (!z->have_next_doc || strcmp(z->next_doc.id, z->pchunk.doc_id) != 0)) {
-        e = vd_seterr(errstr, errstr_size, VD_ERR_REFERENCE,
-                      "csv: chunk %s refers to document %s, missing from documents.csv or out "
-                      "of order",
-                      z->pchunk.id, z->pchunk.doc_id);
-        goto fail;
-    }
+    /* A pending chunk of another document waits for it; one still pending
+     * after the last document names a missing (or out of order) document. */
     if (z->include_files && (e = read_file_member(z, g, errstr, errstr_size)))
         goto fail;
     z->got.documents++;
@@ -1605,8 +1588,8 @@ vd_err vd__csvzip_reader_open(vd_reader *r, const char *path, const void *data, 
         z->lim = *lim;
     else
         vd_limits_default(&z->lim);
-    if (z->lim.max_record_bytes <= 0 || z->lim.max_record_bytes > (int64_t)SIZE_MAX / 2)
-        z->lim.max_record_bytes = (int64_t)SIZE_MAX / 2;
+    if (z->lim.max_record_bytes <= 0 || z->lim.max_record_bytes > INT64_MAX / 4)
+        z->lim.max_record_bytes = INT64_MAX / 4;
 
     int zerr = 0;
     bool starts_pk = false;

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,11 +172,24 @@ typedef struct jw {
     vd_buf pend;             /* formatted lines not yet hashed / written */
     vd_sha256 *lines_sha;    /* lines before the trailer, uncompressed */
     vd_sha256 *file_sha;     /* bytes as written to the file */
-    int64_t file_bytes;
+    int64_t file_bytes;      /* atomic: the compression thread adds to it */
     z_stream zs;
     bool zinit;
     unsigned char *zout;
     vd_counts counts;
+    /*
+     * With compression, a second thread hashes, deflates and writes while
+     * the caller formats the next block: pend is swapped with full (double
+     * buffering), so formatting and deflate overlap.
+     */
+    bool thr_on;
+    pthread_t thr;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    vd_buf full;             /* block handed to the thread */
+    bool full_ready, full_hash, full_final, quit;
+    vd_err thr_err;          /* first error of the thread (under mu) */
+    char thr_errstr[256];
 } jw;
 
 static vd_err jw_fail(jw *j, char *errstr, size_t errstr_size, vd_err e, const char *fmt, ...)
@@ -192,6 +206,12 @@ static vd_err jw_fail(jw *j, char *errstr, size_t errstr_size, vd_err e, const c
     return e;
 }
 
+static inline vd_err io_err(int err) {
+    return err == ENOSPC || err == EDQUOT ? VD_ERR_NOSPACE : VD_ERR_IO;
+}
+
+/* The I/O path below runs on the compression thread when there is one: it
+ * reports errors through errstr only and never touches j->sticky. */
 static vd_err jw_write_file(jw *j, const void *p, size_t n, char *errstr, size_t errstr_size) {
     const char *c = p;
     vd_sha256_update(j->file_sha, p, n);
@@ -201,13 +221,12 @@ static vd_err jw_write_file(jw *j, const void *p, size_t n, char *errstr, size_t
             if (errno == EINTR)
                 continue;
             int err = errno;
-            return jw_fail(j, errstr, errstr_size,
-                           err == ENOSPC || err == EDQUOT ? VD_ERR_NOSPACE : VD_ERR_IO,
-                           "write %s: %s", j->path, strerror(err));
+            return vd_seterr(errstr, errstr_size, io_err(err), "write %s: %s", j->path,
+                             strerror(err));
         }
         c += k;
         n -= (size_t)k;
-        j->file_bytes += k;
+        __atomic_fetch_add(&j->file_bytes, (int64_t)k, __ATOMIC_RELAXED);
     }
     return VD_ERR_OK;
 }
@@ -227,7 +246,7 @@ static vd_err jw_deflate(jw *j, const void *p, size_t n, int flush, char *errstr
             j->zs.avail_out = JW_ZOUT_SIZE;
             rc = deflate(&j->zs, last);
             if (rc == Z_STREAM_ERROR)
-                return jw_fail(j, errstr, errstr_size, VD_ERR_INTERNAL, "deflate: stream error");
+                return vd_seterr(errstr, errstr_size, VD_ERR_INTERNAL, "deflate: stream error");
             size_t have = JW_ZOUT_SIZE - j->zs.avail_out;
             if (have) {
                 vd_err e = jw_write_file(j, j->zout, have, errstr, errstr_size);
@@ -242,17 +261,102 @@ static vd_err jw_deflate(jw *j, const void *p, size_t n, int flush, char *errstr
     }
 }
 
-/* Hashes (when hash) and writes the staged lines. */
-static vd_err jw_flush(jw *j, bool hash, char *errstr, size_t errstr_size) {
-    if (!j->pend.len)
+/* Hashes (when hash), then deflates or writes one block; final ends the gzip stream. */
+static vd_err jw_process(jw *j, const char *p, size_t n, bool hash, bool final, char *errstr,
+                         size_t errstr_size) {
+    if (hash && n)
+        vd_sha256_update(j->lines_sha, p, n);
+    if (j->compress)
+        return jw_deflate(j, p, n, final ? Z_FINISH : Z_NO_FLUSH, errstr, errstr_size);
+    return n ? jw_write_file(j, p, n, errstr, errstr_size) : VD_ERR_OK;
+}
+
+static void *jw_thread(void *arg) {
+    jw *j = arg;
+    char es[256];
+    pthread_mutex_lock(&j->mu);
+    for (;;) {
+        while (!j->full_ready && !j->quit)
+            pthread_cond_wait(&j->cv, &j->mu);
+        if (!j->full_ready)
+            break; /* quit */
+        bool skip = j->thr_err != VD_ERR_OK;
+        pthread_mutex_unlock(&j->mu);
+        vd_err e = skip ? VD_ERR_OK
+                        : jw_process(j, j->full.data, j->full.len, j->full_hash, j->full_final,
+                                     es, sizeof es);
+        pthread_mutex_lock(&j->mu);
+        if (e && !j->thr_err) {
+            j->thr_err = e;
+            memcpy(j->thr_errstr, es, sizeof es);
+        }
+        vd_buf_reset(&j->full);
+        j->full_ready = false;
+        pthread_cond_broadcast(&j->cv);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+/* Waits until the thread is idle; @returns its first error. Caller holds mu. */
+static vd_err jw_wait_idle_locked(jw *j, char *errstr, size_t errstr_size) {
+    while (j->full_ready)
+        pthread_cond_wait(&j->cv, &j->mu);
+    if (j->thr_err) {
+        if (!j->sticky)
+            j->sticky = j->thr_err;
+        return vd_seterr(errstr, errstr_size, j->thr_err, "%s", j->thr_errstr);
+    }
+    return VD_ERR_OK;
+}
+
+static vd_err jw_drain(jw *j, char *errstr, size_t errstr_size) {
+    if (!j->thr_on)
         return VD_ERR_OK;
-    if (hash)
-        vd_sha256_update(j->lines_sha, j->pend.data, j->pend.len);
-    vd_err e = j->compress
-                   ? jw_deflate(j, j->pend.data, j->pend.len, Z_NO_FLUSH, errstr, errstr_size)
-                   : jw_write_file(j, j->pend.data, j->pend.len, errstr, errstr_size);
-    vd_buf_reset(&j->pend);
+    pthread_mutex_lock(&j->mu);
+    vd_err e = jw_wait_idle_locked(j, errstr, errstr_size);
+    pthread_mutex_unlock(&j->mu);
     return e;
+}
+
+/* Hands the staged lines on (to the thread, or processes them here). */
+static vd_err jw_flush(jw *j, bool hash, bool final, char *errstr, size_t errstr_size) {
+    if (!j->pend.len && !final)
+        return VD_ERR_OK;
+    vd_err e;
+    if (j->thr_on) {
+        pthread_mutex_lock(&j->mu);
+        e = jw_wait_idle_locked(j, errstr, errstr_size);
+        if (!e) {
+            vd_buf t = j->full;
+            j->full = j->pend;
+            j->pend = t;
+            j->full_hash = hash;
+            j->full_final = final;
+            j->full_ready = true;
+            pthread_cond_broadcast(&j->cv);
+        }
+        pthread_mutex_unlock(&j->mu);
+        return e;
+    }
+    e = jw_process(j, j->pend.data, j->pend.len, hash, final, errstr, errstr_size);
+    vd_buf_reset(&j->pend);
+    if (e && !j->sticky)
+        j->sticky = e;
+    return e;
+}
+
+static void jw_stop_thread(jw *j) {
+    if (!j->thr_on)
+        return;
+    pthread_mutex_lock(&j->mu);
+    j->quit = true;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    pthread_join(j->thr, NULL);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    j->thr_on = false;
 }
 
 /* ---- unchecked writers into reserved space ----------------------------- */
@@ -473,7 +577,7 @@ static vd_err jw_put(vd_writer *w, const vd_docgroup *g, char *errstr, size_t er
         *d++ = '}';
         *d++ = '\n';
         j->pend.len = (size_t)(d - j->pend.data);
-        if (j->pend.len >= JW_FLUSH_AT && (e = jw_flush(j, true, errstr, errstr_size)))
+        if (j->pend.len >= JW_FLUSH_AT && (e = jw_flush(j, true, false, errstr, errstr_size)))
             return e;
     }
 
@@ -497,13 +601,14 @@ static vd_err jw_put(vd_writer *w, const vd_docgroup *g, char *errstr, size_t er
     j->counts.documents++;
     j->counts.chunks += (int64_t)g->nchunks;
     if (j->pend.len >= JW_FLUSH_AT)
-        return jw_flush(j, true, errstr, errstr_size);
+        return jw_flush(j, true, false, errstr, errstr_size);
     return VD_ERR_OK;
 }
 
 static int64_t jw_bytes(const vd_writer *w) {
-    const jw *j = w->impl;
-    return j->file_bytes + (j->compress ? 0 : (int64_t)j->pend.len);
+    jw *j = w->impl;
+    return __atomic_load_n(&j->file_bytes, __ATOMIC_RELAXED) +
+           (j->compress ? 0 : (int64_t)j->pend.len);
 }
 
 static vd_err jw_close(vd_writer *w, vd_writer_result *res, char *errstr, size_t errstr_size) {
@@ -513,7 +618,9 @@ static vd_err jw_close(vd_writer *w, vd_writer_result *res, char *errstr, size_t
         return vd_seterr(errstr, errstr_size, j->sticky, "writer already failed");
     if (j->closed)
         return vd_seterr(errstr, errstr_size, VD_ERR_INVALID_ARG, "writer already closed");
-    vd_err e = jw_flush(j, true, errstr, errstr_size);
+    vd_err e = jw_flush(j, true, false, errstr, errstr_size);
+    if (!e)
+        e = jw_drain(j, errstr, errstr_size); /* lines_sha is complete once idle */
     if (e)
         return e;
     char hex[65];
@@ -525,10 +632,11 @@ static vd_err jw_close(vd_writer *w, vd_writer_result *res, char *errstr, size_t
                       (long long)j->counts.files, hex);
     if (e)
         return jw_fail(j, errstr, errstr_size, e, "trailer: out of memory");
-    e = jw_flush(j, false, errstr, errstr_size);
+    e = jw_flush(j, false, true, errstr, errstr_size);
+    if (!e)
+        e = jw_drain(j, errstr, errstr_size);
+    jw_stop_thread(j);
     if (e)
-        return e;
-    if (j->compress && (e = jw_deflate(j, "", 0, Z_FINISH, errstr, errstr_size)))
         return e;
     if (fsync(j->fd) != 0) {
         int err = errno;
@@ -557,6 +665,7 @@ static void jw_destroy(vd_writer *w) {
     jw *j = w->impl;
     if (!j)
         return;
+    jw_stop_thread(j);
     if (j->fd >= 0)
         close(j->fd);
     if (!j->closed && j->created)
@@ -565,6 +674,7 @@ static void jw_destroy(vd_writer *w) {
         deflateEnd(&j->zs);
     free(j->zout);
     vd_buf_free(&j->pend);
+    vd_buf_free(&j->full);
     vd_sha256_destroy(j->lines_sha);
     vd_sha256_destroy(j->file_sha);
     free(j->path);
@@ -586,6 +696,7 @@ vd_err vd__jsonl_writer_open(vd_writer *w, const char *path, const vd_artifact_i
     j->include_files = info->include_files;
     j->dim = info->meta.dim > 0 ? (size_t)info->meta.dim : 0;
     vd_buf_init(&j->pend, 0);
+    vd_buf_init(&j->full, 0);
     j->path = vd_strdup(path);
     j->lines_sha = vd_sha256_new();
     j->file_sha = vd_sha256_new();
@@ -609,6 +720,21 @@ vd_err vd__jsonl_writer_open(vd_writer *w, const char *path, const vd_artifact_i
                          "open %s: %s", path, strerror(err));
     }
     j->created = true;
+    if (j->compress) {
+        if (vd_buf_reserve(&j->full, JW_FLUSH_AT + (64u << 10)) != VD_ERR_OK)
+            return vd_seterr(errstr, errstr_size, VD_ERR_NOMEM, "jsonl writer: out of memory");
+        pthread_mutex_init(&j->mu, NULL);
+        pthread_cond_init(&j->cv, NULL);
+        int rc = pthread_create(&j->thr, NULL, jw_thread, j);
+        if (rc != 0) {
+            pthread_mutex_destroy(&j->mu);
+            pthread_cond_destroy(&j->cv);
+            return vd_seterr(errstr, errstr_size, VD_ERR_INTERNAL,
+                             "jsonl writer: cannot start the compression thread: %s",
+                             strerror(rc));
+        }
+        j->thr_on = true;
+    }
     return jw_put_header(j, info, errstr, errstr_size);
 }
 
@@ -826,7 +952,9 @@ static vd_err jr_line(jr *j, const char **line, size_t *n, bool *have, char *err
             j->win = nw;
             j->wcap = ncap;
         }
+        j->lineno++; /* errors while filling name the line being read */
         vd_err e = jr_fill(j, errstr, errstr_size);
+        j->lineno--;
         if (e)
             return e;
     }

@@ -47,13 +47,16 @@ typedef enum vd_cmd_kind {
     VD_CMD_CANCEL
 } vd_cmd_kind;
 
-typedef enum vd_export_format { VD_FMT_JSONL, VD_FMT_CSV, VD_FMT_AVRO } vd_export_format;
-
-typedef enum vd_on_conflict {
-    VD_CONFLICT_FAIL,
-    VD_CONFLICT_SKIP,
-    VD_CONFLICT_OVERWRITE
-} vd_on_conflict;
+/*
+ * Enum-valued fields that other parts also model (formats/ vd_format,
+ * tasks/ vd_on_conflict, vd_severity, vd_health_status) are plain int
+ * here, holding the Avro symbol index. The constants below have the same
+ * values as those parts' enums, so either can be stored without a cast.
+ */
+enum { VD_CMD_FMT_JSONL, VD_CMD_FMT_CSV, VD_CMD_FMT_AVRO };           /* ExportFormat */
+enum { VD_CMD_CONFLICT_FAIL, VD_CMD_CONFLICT_SKIP, VD_CMD_CONFLICT_OVERWRITE }; /* OnConflict */
+enum { VD_EV_SEV_INFO, VD_EV_SEV_WARNING, VD_EV_SEV_ERROR, VD_EV_SEV_CRITICAL }; /* Severity */
+enum { VD_HR_HEALTHY, VD_HR_DEGRADED, VD_HR_UNHEALTHY };               /* HealthStatus */
 
 typedef enum vd_task_kind {
     VD_KIND_EXPORT,
@@ -73,38 +76,25 @@ typedef enum vd_task_state {
     VD_STATE_REJECTED
 } vd_task_state;
 
-typedef enum vd_severity {
-    VD_SEV_INFO,
-    VD_SEV_WARNING,
-    VD_SEV_ERROR,
-    VD_SEV_CRITICAL
-} vd_severity;
-
-typedef enum vd_health_status {
-    VD_HEALTH_HEALTHY,
-    VD_HEALTH_DEGRADED,
-    VD_HEALTH_UNHEALTHY
-} vd_health_status;
-
 /*
  * Names <-> values. The _name functions return the Avro symbol (static
  * string), or "?" when out of range. The _parse functions accept the
  * symbol case-insensitively and return false when unknown.
  */
 const char *vd_cmd_kind_name(vd_cmd_kind k);      /* "export", "import", ... */
-const char *vd_format_name(vd_export_format f);   /* "JSONL", "CSV", "AVRO" */
-const char *vd_on_conflict_name(vd_on_conflict c);
+const char *vd_cmd_format_name(int f);            /* "JSONL", "CSV", "AVRO" */
+const char *vd_cmd_conflict_name(int c);          /* "FAIL", "SKIP", "OVERWRITE" */
 const char *vd_task_kind_name(vd_task_kind k);
 const char *vd_state_name(vd_task_state s);
-const char *vd_severity_name(vd_severity s);
-const char *vd_health_status_name(vd_health_status s);
+const char *vd_ev_severity_name(int s);           /* "INFO" ... "CRITICAL" */
+const char *vd_hr_status_name(int s);             /* "HEALTHY" ... */
 bool vd_cmd_kind_parse(const char *s, vd_cmd_kind *out);
-bool vd_format_parse(const char *s, vd_export_format *out);
-bool vd_on_conflict_parse(const char *s, vd_on_conflict *out);
+bool vd_cmd_format_parse(const char *s, int *out);
+bool vd_cmd_conflict_parse(const char *s, int *out);
 bool vd_task_kind_parse(const char *s, vd_task_kind *out);
 bool vd_state_parse(const char *s, vd_task_state *out);
-bool vd_severity_parse(const char *s, vd_severity *out);
-bool vd_health_status_parse(const char *s, vd_health_status *out);
+bool vd_ev_severity_parse(const char *s, int *out);
+bool vd_hr_status_parse(const char *s, int *out);
 /** @returns the TaskKind of a command kind (VD_CMD_EXPORT -> VD_KIND_EXPORT). */
 vd_task_kind vd_task_kind_of(vd_cmd_kind k);
 /** @returns true for SUCCEEDED, FAILED, CANCELLED and REJECTED. */
@@ -119,7 +109,7 @@ typedef struct vd_command {
     char *requested_by;           /* NULL = null */
     vd_cmd_kind kind;             /* which of the bodies below is meaningful */
     struct {
-        vd_export_format format;
+        int format;               /* VD_CMD_FMT_* (= vd_format) */
         bool compress;
         bool include_files;
         bool verify_first;
@@ -131,7 +121,7 @@ typedef struct vd_command {
         unsigned char *inline_data; /* inline_len bytes (NUL-terminated too) */
         size_t inline_len;
         bool validate_only;
-        vd_on_conflict on_conflict;
+        int on_conflict;          /* VD_CMD_CONFLICT_* (= vd_on_conflict) */
         char *expected_sha256;    /* NULL = null */
     } import;
     struct {
@@ -209,35 +199,35 @@ void vd_command_free(vd_command *c);
 
 /* ---- TaskEvent ---------------------------------------------------------- */
 
-typedef struct vd_issue {
+typedef struct vd_ev_issue {
     char *code;
-    vd_severity severity;
+    int severity;                 /* VD_EV_SEV_* (= vd_severity) */
     char *message;
     char *key;                    /* NULL = null */
-} vd_issue;
+} vd_ev_issue;
 
-typedef struct vd_progress {
+typedef struct vd_ev_progress {
     int64_t done;
     int64_t total;
     int64_t bytes;
     double rate_per_s;
     int64_t eta_ms;
-} vd_progress;
+} vd_ev_progress;
 
-typedef struct vd_export_result {
+typedef struct vd_ev_export_result {
     char *artifact_path;
     int64_t size;
     char *sha256;
     int64_t documents, chunks, files, duration_ms;
-} vd_export_result;
+} vd_ev_export_result;
 
-typedef struct vd_import_result {
+typedef struct vd_ev_import_result {
     int64_t imported, skipped, overwritten, conflicts;
     char **conflict_ids;
     size_t nconflict_ids;
     int64_t documents, chunks, files, duration_ms;
     bool validate_only;
-} vd_import_result;
+} vd_ev_import_result;
 
 /* One entry of an Avro map<long>. */
 typedef struct vd_count {
@@ -245,14 +235,14 @@ typedef struct vd_count {
     int64_t count;
 } vd_count;
 
-typedef struct vd_validate_result {
+typedef struct vd_ev_validate_result {
     vd_count *issues_by_check;
     size_t nissues_by_check;
     vd_count *issues_by_severity;
     size_t nissues_by_severity;
     int64_t fixed, quarantined, unfixable;
     int64_t documents, chunks, files, duration_ms;
-} vd_validate_result;
+} vd_ev_validate_result;
 
 typedef enum vd_result_kind {
     VD_RESULT_NONE,               /* null */
@@ -270,16 +260,16 @@ typedef struct vd_task_event {
     int32_t attempt;
     int64_t at;
     char *phase;
-    vd_progress progress;
+    vd_ev_progress progress;
     char *message;
-    vd_issue *errors;
+    vd_ev_issue *errors;
     size_t nerrors;
-    vd_issue *warnings;
+    vd_ev_issue *warnings;
     size_t nwarnings;
     vd_result_kind result_kind;   /* which result below is meaningful */
-    vd_export_result export_result;
-    vd_import_result import_result;
-    vd_validate_result validate_result;
+    vd_ev_export_result export_result;
+    vd_ev_import_result import_result;
+    vd_ev_validate_result validate_result;
 } vd_task_event;
 
 /**
@@ -296,14 +286,14 @@ void vd_event_free(vd_task_event *e);
  * Appends a copy of an issue to a growable array (*arr, *n).
  * @returns VD_ERR_OK or VD_ERR_NOMEM.
  */
-vd_err vd_issue_add(vd_issue **arr, size_t *n, const char *code,
-                    vd_severity sev, const char *message, const char *key);
+vd_err vd_issue_add(vd_ev_issue **arr, size_t *n, const char *code,
+                    int severity, const char *message, const char *key);
 
 /* ---- HealthReport ------------------------------------------------------- */
 
 typedef struct vd_component {
     char *name;
-    vd_health_status status;
+    int status;                   /* VD_HR_* (= vd_health_status) */
     double latency_ms;
     char *detail;
 } vd_component;
@@ -332,7 +322,7 @@ typedef struct vd_last_backup {
 typedef struct vd_health_report {
     char *worker_id;
     int64_t at;
-    vd_health_status status;
+    int status;                   /* VD_HR_* (= vd_health_status) */
     vd_component *components;
     size_t ncomponents;
     vd_metrics metrics;
@@ -340,7 +330,7 @@ typedef struct vd_health_report {
     size_t nactive;
     bool has_last_backup;         /* false = null */
     vd_last_backup last_backup;
-    vd_issue *issues;
+    vd_ev_issue *issues;
     size_t nissues;
 } vd_health_report;
 

@@ -11,7 +11,7 @@
 #include <strings.h>
 
 _Static_assert(sizeof(vd_cmd_kind) == sizeof(int), "enums are int-sized");
-_Static_assert(sizeof(vd_severity) == sizeof(int), "enums are int-sized");
+_Static_assert(sizeof(vd_task_state) == sizeof(int), "enums are int-sized");
 _Static_assert(sizeof(vd_result_kind) == sizeof(int), "enums are int-sized");
 
 /* ---- symbols -------------------------------------------------------------- */
@@ -56,12 +56,12 @@ static bool sym_parse(const char *const *tab, int n, const char *s, int *out) {
     }
 
 VD__NAMES(vd_cmd_kind, vd_cmd_kind, sym_cmd)
-VD__NAMES(vd_format, vd_export_format, vd__sym_format)
-VD__NAMES(vd_on_conflict, vd_on_conflict, vd__sym_conflict)
+VD__NAMES(vd_cmd_format, int, vd__sym_format)
+VD__NAMES(vd_cmd_conflict, int, vd__sym_conflict)
 VD__NAMES(vd_task_kind, vd_task_kind, vd__sym_task_kind)
 VD__NAMES(vd_state, vd_task_state, vd__sym_state)
-VD__NAMES(vd_severity, vd_severity, vd__sym_severity)
-VD__NAMES(vd_health_status, vd_health_status, vd__sym_health)
+VD__NAMES(vd_ev_severity, int, vd__sym_severity)
+VD__NAMES(vd_hr_status, int, vd__sym_health)
 
 vd_task_kind vd_task_kind_of(vd_cmd_kind k) {
     switch (k) {
@@ -91,12 +91,12 @@ bool vd_state_is_final(vd_task_state s) {
 
 /* Issue */
 static const vd__fdesc f_issue[] = {
-    F(vd_issue, "code", VD__F_STR, code),
-    FE(vd_issue, "severity", severity, vd__sym_severity),
-    F(vd_issue, "message", VD__F_STR, message),
-    F(vd_issue, "key", VD__F_OPTSTR, key),
+    F(vd_ev_issue, "code", VD__F_STR, code),
+    FE(vd_ev_issue, "severity", severity, vd__sym_severity),
+    F(vd_ev_issue, "message", VD__F_STR, message),
+    F(vd_ev_issue, "key", VD__F_OPTSTR, key),
 };
-static const vd__rdesc d_issue = {"Issue", f_issue, NF(f_issue), sizeof(vd_issue)};
+static const vd__rdesc d_issue = {"Issue", f_issue, NF(f_issue), sizeof(vd_ev_issue)};
 
 /*
  * The body structs are anonymous, so their fields are addressed from the
@@ -155,51 +155,51 @@ const vd__rdesc vd__desc_command = {"Command", f_command, NF(f_command), sizeof(
 
 /* TaskEvent */
 static const vd__fdesc f_progress[] = {
-    F(vd_progress, "done", VD__F_LONG, done),
-    F(vd_progress, "total", VD__F_LONG, total),
-    F(vd_progress, "bytes", VD__F_LONG, bytes),
-    F(vd_progress, "rate_per_s", VD__F_DOUBLE, rate_per_s),
-    F(vd_progress, "eta_ms", VD__F_LONG, eta_ms),
+    F(vd_ev_progress, "done", VD__F_LONG, done),
+    F(vd_ev_progress, "total", VD__F_LONG, total),
+    F(vd_ev_progress, "bytes", VD__F_LONG, bytes),
+    F(vd_ev_progress, "rate_per_s", VD__F_DOUBLE, rate_per_s),
+    F(vd_ev_progress, "eta_ms", VD__F_LONG, eta_ms),
 };
-static const vd__rdesc d_progress = {"Progress", f_progress, NF(f_progress), sizeof(vd_progress)};
+static const vd__rdesc d_progress = {"Progress", f_progress, NF(f_progress), sizeof(vd_ev_progress)};
 
 static const vd__fdesc f_export_result[] = {
-    F(vd_export_result, "artifact_path", VD__F_STR, artifact_path),
-    F(vd_export_result, "size", VD__F_LONG, size),
-    F(vd_export_result, "sha256", VD__F_STR, sha256),
-    F(vd_export_result, "documents", VD__F_LONG, documents),
-    F(vd_export_result, "chunks", VD__F_LONG, chunks),
-    F(vd_export_result, "files", VD__F_LONG, files),
-    F(vd_export_result, "duration_ms", VD__F_LONG, duration_ms),
+    F(vd_ev_export_result, "artifact_path", VD__F_STR, artifact_path),
+    F(vd_ev_export_result, "size", VD__F_LONG, size),
+    F(vd_ev_export_result, "sha256", VD__F_STR, sha256),
+    F(vd_ev_export_result, "documents", VD__F_LONG, documents),
+    F(vd_ev_export_result, "chunks", VD__F_LONG, chunks),
+    F(vd_ev_export_result, "files", VD__F_LONG, files),
+    F(vd_ev_export_result, "duration_ms", VD__F_LONG, duration_ms),
 };
-static const vd__rdesc d_export_result = {"ExportResult", f_export_result, NF(f_export_result), sizeof(vd_export_result)};
+static const vd__rdesc d_export_result = {"ExportResult", f_export_result, NF(f_export_result), sizeof(vd_ev_export_result)};
 
 static const vd__fdesc f_import_result[] = {
-    F(vd_import_result, "imported", VD__F_LONG, imported),
-    F(vd_import_result, "skipped", VD__F_LONG, skipped),
-    F(vd_import_result, "overwritten", VD__F_LONG, overwritten),
-    F(vd_import_result, "conflicts", VD__F_LONG, conflicts),
-    FN(vd_import_result, "conflict_ids", VD__F_STRARR, conflict_ids, nconflict_ids),
-    F(vd_import_result, "documents", VD__F_LONG, documents),
-    F(vd_import_result, "chunks", VD__F_LONG, chunks),
-    F(vd_import_result, "files", VD__F_LONG, files),
-    F(vd_import_result, "duration_ms", VD__F_LONG, duration_ms),
-    F(vd_import_result, "validate_only", VD__F_BOOL, validate_only),
+    F(vd_ev_import_result, "imported", VD__F_LONG, imported),
+    F(vd_ev_import_result, "skipped", VD__F_LONG, skipped),
+    F(vd_ev_import_result, "overwritten", VD__F_LONG, overwritten),
+    F(vd_ev_import_result, "conflicts", VD__F_LONG, conflicts),
+    FN(vd_ev_import_result, "conflict_ids", VD__F_STRARR, conflict_ids, nconflict_ids),
+    F(vd_ev_import_result, "documents", VD__F_LONG, documents),
+    F(vd_ev_import_result, "chunks", VD__F_LONG, chunks),
+    F(vd_ev_import_result, "files", VD__F_LONG, files),
+    F(vd_ev_import_result, "duration_ms", VD__F_LONG, duration_ms),
+    F(vd_ev_import_result, "validate_only", VD__F_BOOL, validate_only),
 };
-static const vd__rdesc d_import_result = {"ImportResult", f_import_result, NF(f_import_result), sizeof(vd_import_result)};
+static const vd__rdesc d_import_result = {"ImportResult", f_import_result, NF(f_import_result), sizeof(vd_ev_import_result)};
 
 static const vd__fdesc f_validate_result[] = {
-    FN(vd_validate_result, "issues_by_check", VD__F_COUNTMAP, issues_by_check, nissues_by_check),
-    FN(vd_validate_result, "issues_by_severity", VD__F_COUNTMAP, issues_by_severity, nissues_by_severity),
-    F(vd_validate_result, "fixed", VD__F_LONG, fixed),
-    F(vd_validate_result, "quarantined", VD__F_LONG, quarantined),
-    F(vd_validate_result, "unfixable", VD__F_LONG, unfixable),
-    F(vd_validate_result, "documents", VD__F_LONG, documents),
-    F(vd_validate_result, "chunks", VD__F_LONG, chunks),
-    F(vd_validate_result, "files", VD__F_LONG, files),
-    F(vd_validate_result, "duration_ms", VD__F_LONG, duration_ms),
+    FN(vd_ev_validate_result, "issues_by_check", VD__F_COUNTMAP, issues_by_check, nissues_by_check),
+    FN(vd_ev_validate_result, "issues_by_severity", VD__F_COUNTMAP, issues_by_severity, nissues_by_severity),
+    F(vd_ev_validate_result, "fixed", VD__F_LONG, fixed),
+    F(vd_ev_validate_result, "quarantined", VD__F_LONG, quarantined),
+    F(vd_ev_validate_result, "unfixable", VD__F_LONG, unfixable),
+    F(vd_ev_validate_result, "documents", VD__F_LONG, documents),
+    F(vd_ev_validate_result, "chunks", VD__F_LONG, chunks),
+    F(vd_ev_validate_result, "files", VD__F_LONG, files),
+    F(vd_ev_validate_result, "duration_ms", VD__F_LONG, duration_ms),
 };
-static const vd__rdesc d_validate_result = {"ValidateResult", f_validate_result, NF(f_validate_result), sizeof(vd_validate_result)};
+static const vd__rdesc d_validate_result = {"ValidateResult", f_validate_result, NF(f_validate_result), sizeof(vd_ev_validate_result)};
 
 static const vd__branch br_result[] = {
     {"ExportResult", VD_RESULT_EXPORT, &d_export_result, offsetof(vd_task_event, export_result)},
@@ -344,16 +344,16 @@ void vd_command_free(vd_command *c) { vd__desc_free(&vd__desc_command, c); }
 void vd_event_free(vd_task_event *e) { vd__desc_free(&vd__desc_task_event, e); }
 void vd_health_free(vd_health_report *h) { vd__desc_free(&vd__desc_health_report, h); }
 
-vd_err vd_issue_add(vd_issue **arr, size_t *n, const char *code,
-                    vd_severity sev, const char *message, const char *key) {
-    vd_issue *a = realloc(*arr, (*n + 1) * sizeof *a);
+vd_err vd_issue_add(vd_ev_issue **arr, size_t *n, const char *code,
+                    int severity, const char *message, const char *key) {
+    vd_ev_issue *a = realloc(*arr, (*n + 1) * sizeof *a);
     if (!a)
         return VD_ERR_NOMEM;
     *arr = a;
-    vd_issue *it = &a[*n];
+    vd_ev_issue *it = &a[*n];
     memset(it, 0, sizeof *it);
     it->code = vd_strdup(code ? code : "");
-    it->severity = sev;
+    it->severity = severity;
     it->message = vd_strdup(message ? message : "");
     it->key = key ? vd_strdup(key) : NULL;
     if (!it->code || !it->message || (key && !it->key)) {

@@ -6,7 +6,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 debs=(build-essential cmake pkg-config
       librdkafka-dev libavro-dev libhiredis-dev zlib1g-dev libssl-dev
-      libcmocka-dev libjansson-dev libzip-dev clang
+      libcmocka-dev libjansson-dev libzip-dev clang libclang-rt-14-dev
       redis-server redis-tools kcat
       default-jdk-headless maven)
 

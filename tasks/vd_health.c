@@ -165,9 +165,9 @@ static void probe_redis(vd_health_probe *p, const vd_store_conf *conf, const cha
         e = vd_store_ping(st, &usec, err, sizeof err);
     if (e) {
         comp_set(p, "redis", VD_HEALTH_UNHEALTHY, elapsed_ms(t0), "unreachable: %s", err);
-        vd_issues_add(&p->issues, "REDIS_UNREACHABLE", VD_SEV_CRITICAL, NULL,
-                      "%s:%d: %s", c.host ? c.host : "127.0.0.1", c.port ? c.port : 6379, err);
-        comp_set(p, "schema", VD_HEALTH_DEGRADED, -1, "unknown: Redis unreachable");
+        vd_issues_add(&p->issues, "REDIS_UNREACHABLE", VD_SEV_CRITICAL, NULL, "%s", err);
+        if (ns && *ns)
+            comp_set(p, "schema", VD_HEALTH_DEGRADED, -1, "unknown: Redis unreachable");
         vd_store_destroy(st);
         return;
     }

@@ -15,7 +15,8 @@
  *   meta         META_VERSION        CRITICAL  no   (schema_version != 1)
  *   meta         META_DIM            ERROR     no   (dim missing or invalid)
  *   fields       DOC_FIELD_MISSING   ERROR     no   (id, created_at, updated_at, metadata)
- *   fields       DOC_FIELD_INVALID   ERROR     no   (id != key id, bad integer, metadata not a JSON object)
+ *   fields       DOC_FIELD_INVALID   ERROR     no   (id != key id, bad timestamp,
+ *                                                    metadata not a JSON object)
  *   fields       CHUNK_FIELD_MISSING ERROR     no   (id, doc_id, seq, text)
  *   fields       CHUNK_FIELD_INVALID ERROR     no   (id/doc_id != key, seq not an integer)
  *   orphans      ORPHAN_CHUNK        ERROR     quarantine (chunk hash, document missing)
@@ -178,10 +179,12 @@ static bool rep_i64(const redisReply *r, int64_t *out) {
 
 /* An embedding blob: true when any float32 (LE) has an all-ones exponent. */
 static bool blob_has_nonfinite(const unsigned char *b, size_t n) {
-    for (size_t i = 0; i + 4 <= n; i += 4)
-        if ((b[i + 3] & 0x7f) == 0x7f && (b[i + 2] & 0x80))
-            return true;
-    return false;
+    unsigned bad = 0;
+    for (size_t i = 0; i + 4 <= n; i += 4) {
+        uint32_t x = (uint32_t)b[i + 2] << 16 | (uint32_t)b[i + 3] << 24;
+        bad |= (x & UINT32_C(0x7f800000)) == UINT32_C(0x7f800000);
+    }
+    return bad != 0;
 }
 
 static vd_err val_redis_err(val *v, const char *what) {
@@ -208,16 +211,10 @@ static bool val_cancelled(const val *v) {
 }
 
 /* Records one finding against check @p ck. */
-static void val_issue(val *v, int ck, const char *code, vd_severity sev, int fx,
-                      const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 7, 8)));
-static void val_issue(val *v, int ck, const char *code, vd_severity sev, int fx,
-                      const char *key, const char *fmt, ...) {
+static void val_vissue(val *v, int ck, const char *code, vd_severity sev, int fx,
+                       const char *key, const char *fmt, va_list ap) {
     char msg[256];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     vd_issues_add(&v->res->issues, code, sev, key, "%s", msg);
     if (v->ck_slot[ck] >= 0)
         v->res->by_check[v->ck_slot[ck]].count++;
@@ -226,6 +223,30 @@ static void val_issue(val *v, int ck, const char *code, vd_severity sev, int fx,
         v->res->unfixable++;
     else
         v->found[fx]++;
+}
+
+static void val_issue(val *v, int ck, const char *code, vd_severity sev, int fx,
+                      const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+static void val_issue(val *v, int ck, const char *code, vd_severity sev, int fx,
+                      const char *key, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    val_vissue(v, ck, code, sev, fx, key, fmt, ap);
+    va_end(ap);
+}
+
+/* The same, about the batch key @p e (its text is built only when needed). */
+static void val_eissue(val *v, const kent *e, int ck, const char *code, vd_severity sev,
+                       int fx, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static void val_eissue(val *v, const kent *e, int ck, const char *code, vd_severity sev,
+                       int fx, const char *fmt, ...) {
+    char k[VAL_KEY_MAX];
+    va_list ap;
+    snprintf(k, sizeof k, "%.*s", (int)e->klen, e->key);
+    va_start(ap, fmt);
+    val_vissue(v, ck, code, sev, fx, k, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- pipelining ------------------------------------------------------- */
@@ -368,8 +389,9 @@ static const char *shape_type(shape sh) {
     }
 }
 
-static void key_text(const kent *e, char *out, size_t n) {
+static const char *key_text(const kent *e, char *out, size_t n) {
     snprintf(out, n, "%.*s", (int)e->klen, e->key);
+    return out;
 }
 
 /* ---- the SCAN loop ---------------------------------------------------- */
@@ -438,17 +460,14 @@ static vd_err val_scan(val *v, batch_fn fn) {
 /* ---- detection -------------------------------------------------------- */
 
 static void wrong_type(val *v, const kent *e, const char *actual) {
-    char k[VAL_KEY_MAX];
     if (!v->on[CK_TYPES])
         return;
-    key_text(e, k, sizeof k);
-    val_issue(v, CK_TYPES, "RECORD_WRONG_TYPE", VD_SEV_ERROR, FX_QUARANTINE, k,
-              "key is a %s, expected a %s", actual, shape_type(e->sh));
+    val_eissue(v, e, CK_TYPES, "RECORD_WRONG_TYPE", VD_SEV_ERROR, FX_QUARANTINE,
+               "key is a %s, expected a %s", actual, shape_type(e->sh));
 }
 
 static void detect_doc(val *v, const kent *e) {
     redisReply *h = P(v, e->r[0]);
-    char k[VAL_KEY_MAX];
     if (rep_wrongtype(h)) {
         wrong_type(v, e, "non-hash");
         return;
@@ -456,7 +475,6 @@ static void detect_doc(val *v, const kent *e) {
     if (!h || h->type != REDIS_REPLY_ARRAY || h->elements == 0)
         return;                                      /* gone since SCAN */
     v->res->documents++;
-    key_text(e, k, sizeof k);
 
     static const char *const req[] = {"id", "created_at", "updated_at", "metadata"};
     const redisReply *f[4] = {NULL, NULL, NULL, NULL};
@@ -495,15 +513,15 @@ static void detect_doc(val *v, const kent *e) {
             json_decref(j);
         }
         if (ml)
-            val_issue(v, CK_FIELDS, "DOC_FIELD_MISSING", VD_SEV_ERROR, -1, k,
+            val_eissue(v, e, CK_FIELDS, "DOC_FIELD_MISSING", VD_SEV_ERROR, -1,
                       "document lacks required field(s): %s", miss);
         if (bl)
-            val_issue(v, CK_FIELDS, "DOC_FIELD_INVALID", VD_SEV_ERROR, -1, k, "%s", bad);
+            val_eissue(v, e, CK_FIELDS, "DOC_FIELD_INVALID", VD_SEV_ERROR, -1, "%s", bad);
     }
 
     if (v->on[CK_INDEX]) {
         if (v->docs_state == 2 || rep_int(P(v, e->r[1]), 1) == 0)
-            val_issue(v, CK_INDEX, "INDEX_MISSING_DOC", VD_SEV_WARNING, FX_INDEX, k,
+            val_eissue(v, e, CK_INDEX, "INDEX_MISSING_DOC", VD_SEV_WARNING, FX_INDEX,
                       "document '%s' is not in %s:docs", e->doc, v->ns);
     }
 
@@ -512,11 +530,11 @@ static void detect_doc(val *v, const kent *e) {
         int64_t want;
         if (z && z->type == REDIS_REPLY_INTEGER) {
             if (!rep_i64(cc, &want))
-                val_issue(v, CK_CHUNK_COUNT, "CHUNK_COUNT", VD_SEV_WARNING, FX_RECOUNT, k,
+                val_eissue(v, e, CK_CHUNK_COUNT, "CHUNK_COUNT", VD_SEV_WARNING, FX_RECOUNT,
                           "chunk_count is missing or not an integer; the index holds %lld",
                           (long long)z->integer);
             else if (want != z->integer)
-                val_issue(v, CK_CHUNK_COUNT, "CHUNK_COUNT", VD_SEV_WARNING, FX_RECOUNT, k,
+                val_eissue(v, e, CK_CHUNK_COUNT, "CHUNK_COUNT", VD_SEV_WARNING, FX_RECOUNT,
                           "chunk_count=%lld but the index holds %lld", (long long)want,
                           (long long)z->integer);
         }
@@ -525,17 +543,15 @@ static void detect_doc(val *v, const kent *e) {
 
 static void detect_zset(val *v, const kent *e) {
     redisReply *z = P(v, e->r[0]);
-    char k[VAL_KEY_MAX];
     if (rep_wrongtype(z)) {
         wrong_type(v, e, "non-zset");
         return;
     }
     if (!z || z->type != REDIS_REPLY_ARRAY || z->elements == 0)
         return;
-    key_text(e, k, sizeof k);
     if (!rep_status(P(v, e->r[1]), "hash")) {
         if (v->on[CK_ORPHANS])
-            val_issue(v, CK_ORPHANS, "ORPHAN_INDEX", VD_SEV_WARNING, FX_QUARANTINE, k,
+            val_eissue(v, e, CK_ORPHANS, "ORPHAN_INDEX", VD_SEV_WARNING, FX_QUARANTINE,
                       "chunk index of missing document '%s' (%zu members)", e->doc,
                       z->elements);
         return;
@@ -547,14 +563,13 @@ static void detect_zset(val *v, const kent *e) {
         if (!rep_str(m))
             continue;
         if (!rep_status(Q(v, e->q0 + (long)j), "hash"))
-            val_issue(v, CK_INDEX, "CHUNK_INDEX_STALE", VD_SEV_WARNING, FX_INDEX, k,
+            val_eissue(v, e, CK_INDEX, "CHUNK_INDEX_STALE", VD_SEV_WARNING, FX_INDEX,
                       "member '%.128s' has no chunk hash", m->str);
     }
 }
 
 static void detect_chunk(val *v, const kent *e) {
     redisReply *h = P(v, e->r[0]);
-    char k[VAL_KEY_MAX];
     if (rep_wrongtype(h)) {
         wrong_type(v, e, "non-hash");
         return;
@@ -568,13 +583,12 @@ static void detect_chunk(val *v, const kent *e) {
         rep_int(Q(v, e->q0), 0) == 0)
         return;                                      /* gone since SCAN */
     v->res->chunks++;
-    key_text(e, k, sizeof k);
     bool doc = rep_status(P(v, e->r[2]), "hash");
     int64_t sq = 0;
     bool seq_ok = rep_i64(seq, &sq);
 
     if (!doc && v->on[CK_ORPHANS])
-        val_issue(v, CK_ORPHANS, "ORPHAN_CHUNK", VD_SEV_ERROR, FX_QUARANTINE, k,
+        val_eissue(v, e, CK_ORPHANS, "ORPHAN_CHUNK", VD_SEV_ERROR, FX_QUARANTINE,
                   "chunk of missing document '%s'", e->doc);
 
     if (v->on[CK_FIELDS]) {
@@ -597,31 +611,32 @@ static void detect_chunk(val *v, const kent *e) {
             bl += (size_t)snprintf(bad + bl, sizeof bad - bl, "%sseq is not an integer",
                                    bl ? "; " : "");
         if (ml)
-            val_issue(v, CK_FIELDS, "CHUNK_FIELD_MISSING", VD_SEV_ERROR, -1, k,
+            val_eissue(v, e, CK_FIELDS, "CHUNK_FIELD_MISSING", VD_SEV_ERROR, -1,
                       "chunk lacks required field(s): %s", miss);
         if (bl)
-            val_issue(v, CK_FIELDS, "CHUNK_FIELD_INVALID", VD_SEV_ERROR, -1, k, "%s", bad);
+            val_eissue(v, e, CK_FIELDS, "CHUNK_FIELD_INVALID", VD_SEV_ERROR, -1, "%s", bad);
     }
 
     if (v->on[CK_EMBEDDINGS]) {
         if (!rep_str(emb))
-            val_issue(v, CK_EMBEDDINGS, "EMBEDDING_MISSING", VD_SEV_ERROR, -1, k,
+            val_eissue(v, e, CK_EMBEDDINGS, "EMBEDDING_MISSING", VD_SEV_ERROR, -1,
                       "chunk has no embedding (needs re-embedding)");
         else if ((v->dim > 0 && emb->len != 4 * (size_t)v->dim) || emb->len % 4 != 0)
-            val_issue(v, CK_EMBEDDINGS, "EMBEDDING_DIM", VD_SEV_ERROR, -1, k,
+            val_eissue(v, e, CK_EMBEDDINGS, "EMBEDDING_DIM", VD_SEV_ERROR, -1,
                       "embedding has %zu bytes, expected %zu (dim %d; needs re-embedding)",
                       emb->len, 4 * (size_t)v->dim, v->dim);
         else if (blob_has_nonfinite((const unsigned char *)emb->str, emb->len))
-            val_issue(v, CK_EMBEDDINGS, "EMBEDDING_NAN", VD_SEV_ERROR, -1, k,
+            val_eissue(v, e, CK_EMBEDDINGS, "EMBEDDING_NAN", VD_SEV_ERROR, -1,
                       "embedding holds NaN or Inf (needs re-embedding)");
     }
 
     if (doc && v->on[CK_INDEX]) {
         redisReply *zs = P(v, e->r[3]);
         if (!rep_str(zs))
-            val_issue(v, CK_INDEX, "CHUNK_NOT_INDEXED", VD_SEV_WARNING, seq_ok ? FX_INDEX : -1,
-                      k, "chunk '%s' is not in %s:doc:{%s}:chunks%s", e->chunk, v->ns, e->doc,
-                      seq_ok ? "" : " (no valid seq: cannot be indexed)");
+            val_eissue(v, e, CK_INDEX, "CHUNK_NOT_INDEXED", VD_SEV_WARNING,
+                       seq_ok ? FX_INDEX : -1, "chunk '%s' is not in %s:doc:{%s}:chunks%s",
+                       e->chunk, v->ns, e->doc,
+                       seq_ok ? "" : " (no valid seq: cannot be indexed)");
     }
 }
 

@@ -154,10 +154,29 @@ static void test_dead_redis(void **state) {
     assert_int_equal(p.documents, -1);
     vd_health_probe_free(&p);
 
-    /* the worker's kafka component can be added and makes overall worse */
+    /* no namespace, no volume: only the redis component */
     assert_int_equal(vd_health_probe_run(&c, NULL, NULL, 0, &p, err, sizeof err), VD_ERR_OK);
-    assert_int_equal(p.ncomps, 2);   /* redis, schema */
+    assert_int_equal(p.ncomps, 1);
     vd_health_probe_free(&p);
+
+    /* a server that accepts connections but never answers: the probe's
+     * 1000 ms timeout cap answers, whatever the configured timeout */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(lfd, 8), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
+    vd_store_conf hung = {.host = "127.0.0.1", .port = ntohs(a.sin_port), .timeout_ms = 30000};
+    t0 = vd_mono_ms();
+    assert_int_equal(vd_health_probe_run(&hung, "vec", NULL, 0, &p, err, sizeof err), VD_ERR_OK);
+    ms = vd_mono_ms() - t0;
+    print_message("hung redis answered in %lld ms: %s\n", (long long)ms,
+                  comp(&p, "redis")->detail);
+    assert_int_equal(comp(&p, "redis")->status, VD_HEALTH_UNHEALTHY);
+    assert_int_equal(p.overall, VD_HEALTH_UNHEALTHY);
+    vd_health_probe_free(&p);
+    close(lfd);
     rmdir(dir);
     free(dir);
 }

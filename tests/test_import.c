@@ -286,8 +286,8 @@ static void test_round_trip_every_format(void **state) {
         const char *name;
     } kinds[] = {{VD_FMT_JSONL, false, "a.jsonl"},
                  {VD_FMT_JSONL, true, "a.jsonl.gz"},
-                 {VD_FMT_CSV, false, "a.csv.zip"},
-                 {VD_FMT_AVRO, false, "a.avro"}};
+                 {VD_FMT_AVRO, false, "a.avro"},
+                 {VD_FMT_CSV, false, "a.csv.zip"}};
     for (size_t k = 0; k < 4; k++) {
         export_to(dir, ns, kinds[k].fmt, kinds[k].compress, true, kinds[k].name);
         char target[96];
@@ -824,8 +824,8 @@ static void test_import_20k_chunks(void **state) {
         const char *name;
     } kinds[] = {{VD_FMT_JSONL, false, "p.jsonl"},
                  {VD_FMT_JSONL, true, "p.jsonl.gz"},
-                 {VD_FMT_CSV, false, "p.csv.zip"},
-                 {VD_FMT_AVRO, false, "p.avro"}};
+                 {VD_FMT_AVRO, false, "p.avro"},
+                 {VD_FMT_CSV, false, "p.csv.zip"}};
     for (size_t i = 0; i < 4; i++) {
         export_to(dir, ns, kinds[i].fmt, kinds[i].compress, false, kinds[i].name);
         char target[96];

@@ -41,18 +41,39 @@ static long long rint_cmd(vd_store *s, const char *fmt, const char *key) {
 
 static long long exists(vd_store *s, const char *key) { return rint_cmd(s, "EXISTS %s", key); }
 
-/* Number of keys matching a glob pattern (SCAN). */
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Number of distinct keys matching a glob pattern. SCAN may return a key
+ * twice while the keyspace is being rehashed, so keys are deduplicated. */
 static long long scan_count(vd_store *s, const char *pattern) {
-    long long n = 0;
+    char **keys = NULL;
+    size_t n = 0, cap = 0;
     char cursor[32] = "0";
     do {
         redisReply *r = rcmd(s, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
         assert_int_equal(r->type, REDIS_REPLY_ARRAY);
         snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-        n += (long long)r->element[1]->elements;
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                keys = realloc(keys, cap * sizeof *keys);
+                assert_non_null(keys);
+            }
+            keys[n++] = strdup(r->element[1]->element[i]->str);
+        }
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0);
-    return n;
+    long long distinct = 0;
+    if (n)
+        qsort(keys, n, sizeof *keys, cmp_str);
+    for (size_t i = 0; i < n; i++)
+        distinct += i == 0 || strcmp(keys[i - 1], keys[i]) != 0;
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+    return distinct;
 }
 
 static float f_bits(uint32_t u) {

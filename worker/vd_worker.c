@@ -15,6 +15,7 @@
 #include "worker_int.h"
 
 #include <errno.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
