@@ -39,6 +39,12 @@ static rd_kafka_t *tail_consumer(const vd_config *c, const char **topics, int nt
         fprintf(stderr, "vecdump: %s\n", err);
         return NULL;
     }
+    /* A group id is needed for rd_kafka_consumer_poll(); it is never joined
+     * (assign, not subscribe) and nothing is committed. */
+    char gid[64];
+    snprintf(gid, sizeof gid, "vecdump-cli-%ld-%lld", (long)getpid(), (long long)vd_now_ms());
+    rd_kafka_conf_set(conf, "group.id", gid, NULL, 0);
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
     rd_kafka_conf_set(conf, "enable.partition.eof", "false", NULL, 0);
     rd_kafka_conf_set(conf, "fetch.wait.max.ms", "100", NULL, 0);
     rd_kafka_conf_set(conf, "fetch.message.max.bytes", "67108864", NULL, 0);

@@ -825,9 +825,8 @@ static vd_err rd_block(avro_rd *a, bool *eof, char *errstr, size_t errstr_size) 
                 return vd_seterr(errstr, errstr_size, VD_ERR_AVRO_FILE,
                                  "avro: corrupt deflate block (%s)", a->zs.msg ? a->zs.msg : "?");
         }
-        if (a->zs.avail_in != 0)
-            return vd_seterr(errstr, errstr_size, VD_ERR_AVRO_FILE,
-                             "avro: garbage after a deflate block");
+        /* Bytes after the end of the deflate stream are ignored, as Java's
+         * Inflater does: fastavro leaves part of a zlib trailer there. */
     }
     a->bpos = 0;
     a->left = count;

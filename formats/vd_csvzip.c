@@ -1228,8 +1228,8 @@ static vd_err read_file_member(csvzip_reader *z, vd_docgroup *g, char *errstr, s
     if (zip_stat_index(z->za, (zip_uint64_t)idx, 0, &st) != 0)
         return vd_seterr(errstr, errstr_size, VD_ERR_ZIP, "csv: stat %s: %s", name,
                          zip_strerror(z->za));
-    const char *want_sha;
-    int64_t want_size;
+    const char *want_sha = NULL;
+    int64_t want_size = 0;
     vd_err e = member_want(z, name, &want_sha, &want_size, errstr, errstr_size);
     if (e)
         return e;
@@ -1299,8 +1299,8 @@ static vd_err read_file_member(csvzip_reader *z, vd_docgroup *g, char *errstr, s
 }
 
 static vd_err csv_in_verify(csvzip_reader *z, csv_in *in, char *errstr, size_t errstr_size) {
-    const char *want_sha;
-    int64_t want_size;
+    const char *want_sha = NULL;
+    int64_t want_size = 0;
     vd_err e = member_want(z, in->name, &want_sha, &want_size, errstr, errstr_size);
     if (e)
         return e;

@@ -177,7 +177,7 @@ vd_codec_limits vd_codec_limits_default(void);
  */
 vd_err vd_command_decode(const void *buf, size_t len, vd_command *out,
                          char *errstr, size_t errstr_size);
-/** Same as vd_command_decode with explicit limits (NULL = defaults). */
+/** Same as vd_command_decode with explicit limits (NULL or 0 fields = defaults). */
 vd_err vd_command_decode_lim(const void *buf, size_t len,
                              const vd_codec_limits *lim, vd_command *out,
                              char *errstr, size_t errstr_size);

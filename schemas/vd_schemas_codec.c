@@ -650,9 +650,15 @@ vd_err vd_command_decode_lim(const void *buf, size_t len,
                              const vd_codec_limits *lim, vd_command *out,
                              char *errstr, size_t errstr_size) {
     vd__walk w;
-    vd_codec_limits dl = vd_codec_limits_default();
-    vd_err e = decode_msg(buf, len, VD_MSG_COMMAND, &vd__desc_command, out,
-                          lim ? lim : &dl, &w, errstr, errstr_size);
+    vd_codec_limits l = vd_codec_limits_default();
+    if (lim) { /* zero fields keep their default */
+        l.max_string = lim->max_string ? lim->max_string : l.max_string;
+        l.max_bytes = lim->max_bytes ? lim->max_bytes : l.max_bytes;
+        l.max_items = lim->max_items ? lim->max_items : l.max_items;
+        l.max_depth = lim->max_depth ? lim->max_depth : l.max_depth;
+    }
+    vd_err e = decode_msg(buf, len, VD_MSG_COMMAND, &vd__desc_command, out, &l, &w,
+                          errstr, errstr_size);
     if (e) {
         /* Keep only the task_id, when it could be read, for REJECTED. */
         char *tid = NULL;

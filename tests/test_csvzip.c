@@ -524,6 +524,10 @@ static void zip_rewrite(const char *src, const char *dst, const char *name, cons
             zip_fclose(zf);
             bl = st.size;
         }
+        if (!bl) { /* libzip ignores (and never frees) an empty buffer */
+            free(buf);
+            buf = NULL;
+        }
         zip_source_t *s = zip_source_buffer(out, buf, bl, 1);
         assert_true(zip_file_add(out, st.name, s, 0) >= 0);
     }
@@ -762,7 +766,9 @@ static void test_writer_rss(void **state) {
     print_message("    csv writer: %d chunks dim %d -> %lld bytes in %lld ms, peak RSS %ld KiB "
                   "(before %ld KiB)\n",
                   DOCS * PER, BIG, (long long)res.bytes, (long long)(t1 - t0), after, before);
+#ifndef __SANITIZE_ADDRESS__ /* ASan's quarantine keeps freed memory */
     assert_true(after - before < 48 * 1024);
+#endif
 
     vd_reader *r = NULL;
     assert_int_equal(vd_reader_open(path, NULL, &r, err, sizeof err), VD_ERR_OK);

@@ -48,7 +48,7 @@ def command(task_id, ns, body):
 
 
 def validate_body(fix=False):
-    return ("ValidateCommand", {"fix": fix, "checks": None})
+    return ("dev.vecdump.v1.ValidateCommand", {"fix": fix, "checks": None})
 
 
 def test_cli_validate_lifecycle(setup):

@@ -128,7 +128,7 @@ def load_schemas():
             raw = json.load(f)
         parsed = parse_schema(raw)
         fp = fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")
-        out[name] = (parsed, struct.pack("<Q", int(fp, 16)))
+        out[name] = (parsed, bytes.fromhex(fp))  # fastavro gives the header bytes in order
     return out
 
 
