@@ -856,9 +856,12 @@ vd_err vd_store_doc_put(vd_store *s, const char *ns, const vd_docgroup *g, size_
                                     "seq", nums[i], "text", c->text ? c->text : "",
                                     "embedding", (const char *)blob, "metadata",
                                     c->metadata ? c->metadata : "{}"};
+            /* Binary arguments (key, text, embedding) carry their own length:
+             * strlen() only on the plain-text ones. */
             size_t lens[14];
             for (int j = 0; j < 14; j++)
-                lens[j] = strlen(argv[j]);
+                if (j != 1 && j != 9 && j != 11)
+                    lens[j] = strlen(argv[j]);
             lens[1] = nk.chunk_len[i];
             lens[9] = c->text ? c->text_len : 0;
             lens[11] = c->dim * 4;
