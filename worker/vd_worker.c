@@ -35,6 +35,7 @@ struct vd_worker {
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
     rd_kafka_t *mock_owner;            /* --embedded-kafka: owns the mock cluster */
+    rd_kafka_mock_cluster_t *mock;
     vd_store *store;                   /* main thread's Redis connection (leases) */
     vd_store_conf sconf;
     volatile sig_atomic_t stop;
@@ -176,7 +177,7 @@ static vd_err start_embedded(vd_worker *w, char *errstr, size_t n) {
     w->mock_owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (!w->mock_owner)
         return vd_seterr(errstr, n, VD_ERR_KAFKA, "embedded kafka: %s", err);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(w->mock_owner, 1);
+    rd_kafka_mock_cluster_t *mc = w->mock = rd_kafka_mock_cluster_new(w->mock_owner, 1);
     if (!mc)
         return vd_seterr(errstr, n, VD_ERR_KAFKA, "embedded kafka: cannot start mock cluster");
     const char *topics[4] = {w->conf->topic_commands, w->conf->topic_status,
@@ -474,6 +475,8 @@ void vd_worker_destroy(vd_worker *w) {
         rd_kafka_flush(w->producer, 5000);
         rd_kafka_destroy(w->producer);
     }
+    if (w->mock)
+        rd_kafka_mock_cluster_destroy(w->mock);
     if (w->mock_owner)
         rd_kafka_destroy(w->mock_owner);
     vd_store_destroy(w->store);
