@@ -234,3 +234,45 @@ def test_cancel_running_task(setup):
     st = setup.cli("status", tid)
     assert st.returncode == 4, st.stderr
     assert json.loads(st.stdout)["state"] == "CANCELLED"
+
+
+def test_embedded_kafka_serves_other_processes(tmp_path):
+    """--embedded-kafka: librdkafka's mock cluster in the worker, usable by the
+    CLI and by another process (kcat)."""
+    import subprocess
+    from vdharness import REDIS_PORT, binary
+    ns = "emb" + uuid.uuid4().hex[:8]
+    out = open(tmp_path / "out", "wb")
+    log = open(tmp_path / "log", "wb")
+    w = subprocess.Popen([binary("vecdump-worker"), "--embedded-kafka", "--redis-port", str(REDIS_PORT),
+                          "--namespace", ns, "--backup-dir", str(tmp_path), "--worker-id", "emb-1"],
+                         stdout=out, stderr=log, start_new_session=True)
+    try:
+        bootstrap = None
+        for _ in range(100):
+            text = (tmp_path / "out").read_text()
+            if "bootstrap:" in text:
+                bootstrap = text.split("bootstrap:")[1].split()[0]
+                break
+            time.sleep(0.1)
+        assert bootstrap, (tmp_path / "log").read_text()
+        env = dict(os.environ, VECDUMP_NO_TTY="1")
+        common = ["--bootstrap", bootstrap, "--redis-port", str(REDIS_PORT), "--namespace", ns]
+        subprocess.run([binary("vecdump"), "seed"] + common + ["--docs", "5", "--chunks", "2", "--dim", "4"],
+                       check=True, capture_output=True)
+        r = subprocess.run([binary("vecdump"), "validate"] + common + ["--timeout", "60"],
+                           capture_output=True, env=env, timeout=90)
+        assert r.returncode == 0, r.stderr.decode() + (tmp_path / "log").read_text()
+        last = json.loads(r.stdout.decode().splitlines()[-1])
+        assert last["state"] == "SUCCEEDED" and last["result"]["documents"] == 5
+        # kcat (a separate program) sees the topics; kafka-python 3.x cannot
+        # bootstrap from librdkafka's mock cluster (its ApiVersions are too old).
+        md = subprocess.run(["kcat", "-L", "-b", bootstrap], capture_output=True, timeout=30)
+        assert b'topic "vecdump.status"' in md.stdout, md.stderr
+    finally:
+        os.killpg(w.pid, signal.SIGTERM)
+        assert w.wait(60) == 0, (tmp_path / "log").read_text()
+        r = Redis()
+        for k in r.keys(ns + ":*"):
+            r("DEL", k)
+        r.close()
