@@ -353,3 +353,124 @@ void vd_docgroup_clear(vd_docgroup *g) {
     vd_file_clear(&g->file);
     memset(g, 0, sizeof *g);
 }
+
+/* ---- text and binary encodings ---------------------------------------- */
+bool vd_utf8_valid(const void *p, size_t n) {
+    const unsigned char *s = p;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k;
+        uint32_t cp;
+        if (c >= 0xc2 && c <= 0xdf) {
+            k = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            k = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            k = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (n - i <= k)
+            return false;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + j] & 0x3f);
+        }
+        if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *vd_base64_encode(char *d, const void *in, size_t n) {
+    const unsigned char *s = in;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+        d[0] = b64_chars[v >> 18];
+        d[1] = b64_chars[(v >> 12) & 63];
+        d[2] = b64_chars[(v >> 6) & 63];
+        d[3] = b64_chars[v & 63];
+        d += 4;
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)s[i] << 16;
+        d[0] = b64_chars[v >> 18];
+        d[1] = b64_chars[(v >> 12) & 63];
+        d[2] = d[3] = '=';
+        d += 4;
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8;
+        d[0] = b64_chars[v >> 18];
+        d[1] = b64_chars[(v >> 12) & 63];
+        d[2] = b64_chars[(v >> 6) & 63];
+        d[3] = '=';
+        d += 4;
+    }
+    return d;
+}
+
+static int b64_val(unsigned char c) {
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+long vd_base64_decode(unsigned char *d, const char *s, size_t n) {
+    if (n % 4)
+        return -1;
+    long o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int a = b64_val((unsigned char)s[i]), b = b64_val((unsigned char)s[i + 1]);
+        if (a < 0 || b < 0)
+            return -1;
+        bool last = i + 4 == n;
+        uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12;
+        if (last && s[i + 2] == '=') {
+            if (s[i + 3] != '=' || (b & 15))
+                return -1;
+            d[o++] = (unsigned char)(v >> 16);
+            break;
+        }
+        int c = b64_val((unsigned char)s[i + 2]);
+        if (c < 0)
+            return -1;
+        v |= (uint32_t)c << 6;
+        if (last && s[i + 3] == '=') {
+            if (c & 3)
+                return -1;
+            d[o++] = (unsigned char)(v >> 16);
+            d[o++] = (unsigned char)(v >> 8);
+            break;
+        }
+        int e = b64_val((unsigned char)s[i + 3]);
+        if (e < 0)
+            return -1;
+        v |= (uint32_t)e;
+        d[o++] = (unsigned char)(v >> 16);
+        d[o++] = (unsigned char)(v >> 8);
+        d[o++] = (unsigned char)v;
+    }
+    return o;
+}

@@ -120,6 +120,19 @@ void vd_sha256_final_hex(vd_sha256 *h, char out[65]);
 void vd_sha256_destroy(vd_sha256 *h);
 void vd_sha256_hex(const void *p, size_t n, char out[65]);
 
+/* ---- text and binary encodings ---------------------------------------- */
+/** @returns true when s[0..n) is strict UTF-8 (no overlongs, surrogates, > U+10FFFF). */
+bool vd_utf8_valid(const void *s, size_t n);
+/** Length of the padded base64 text of n bytes. */
+#define VD_BASE64_LEN(n) ((((n) + 2) / 3) * 4)
+/** Writes padded base64 (no NUL) of n bytes at out; @returns the end of the text. */
+char *vd_base64_encode(char *out, const void *in, size_t n);
+/**
+ * Decodes strict padded base64 text (no whitespace) into out, which has room
+ * for n / 4 * 3 bytes. @returns the decoded length, or -1 when s is not base64.
+ */
+long vd_base64_decode(unsigned char *out, const char *s, size_t n);
+
 /* ---- the data model's records (SPEC §2) ------------------------------- */
 /*
  * Strings are NUL-terminated and owned by the record unless said otherwise;

@@ -68,11 +68,37 @@ static void test_f32_le(void **state) {
     assert_int_equal(vd_embedding_check(f, 2), VD_ERR_BAD_FLOAT);
 }
 
+static void test_utf8_base64(void **state) {
+    (void)state;
+    assert_true(vd_utf8_valid("caf\xc3\xa9 \xe6\x9d\xb1", 9));
+    assert_false(vd_utf8_valid("\xc3", 1));          /* truncated */
+    assert_false(vd_utf8_valid("\xc0\xaf", 2));      /* overlong */
+    assert_false(vd_utf8_valid("\xed\xa0\x80", 3));  /* surrogate */
+    assert_false(vd_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+    const char *cases[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *want[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    for (int i = 0; i < 7; i++) {
+        char enc[16];
+        unsigned char dec[16];
+        size_t n = strlen(cases[i]);
+        char *end = vd_base64_encode(enc, cases[i], n);
+        assert_int_equal((size_t)(end - enc), VD_BASE64_LEN(n));
+        assert_memory_equal(enc, want[i], VD_BASE64_LEN(n));
+        assert_int_equal(vd_base64_decode(dec, want[i], strlen(want[i])), (long)n);
+        assert_memory_equal(dec, cases[i], n);
+    }
+    unsigned char dec[8];
+    assert_int_equal(vd_base64_decode(dec, "Zm9", 3), -1);   /* not padded */
+    assert_int_equal(vd_base64_decode(dec, "Zm=v", 4), -1);  /* pad inside */
+    assert_int_equal(vd_base64_decode(dec, "Zh==", 4), -1);  /* non-zero pad bits */
+    assert_int_equal(vd_base64_decode(dec, "Zm9v\n", 5), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_err_table), cmocka_unit_test(test_ids),
         cmocka_unit_test(test_buf_cap),   cmocka_unit_test(test_sha256),
-        cmocka_unit_test(test_f32_le),
+        cmocka_unit_test(test_f32_le),    cmocka_unit_test(test_utf8_base64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
