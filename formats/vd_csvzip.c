@@ -69,122 +69,28 @@ static const char CHUNKS_HEADER[] = "id,doc_id,seq,text,embedding,metadata,text_
 
 /* ---- shared helpers ---------------------------------------------------- */
 
-/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-static bool utf8_valid(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        uint32_t cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            k = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (n - i <= k)
-            return false;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + j] & 0x3f);
-        }
-        if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += k + 1;
-    }
-    return true;
-}
-
-static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 static vd_err b64_append(vd_buf *b, const unsigned char *p, size_t n) {
-    vd_err e = vd_buf_reserve(b, (n + 2) / 3 * 4);
+    vd_err e = vd_buf_reserve(b, VD_BASE64_LEN(n));
     if (e)
         return e;
-    char *o = b->data + b->len;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        *o++ = B64[v >> 18];
-        *o++ = B64[(v >> 12) & 63];
-        *o++ = B64[(v >> 6) & 63];
-        *o++ = B64[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        *o++ = B64[v >> 18];
-        *o++ = B64[(v >> 12) & 63];
-        *o++ = '=';
-        *o++ = '=';
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-        *o++ = B64[v >> 18];
-        *o++ = B64[(v >> 12) & 63];
-        *o++ = B64[(v >> 6) & 63];
-        *o++ = '=';
-    }
-    b->len = (size_t)(o - b->data);
+    b->len = (size_t)(vd_base64_encode(b->data + b->len, p, n) - b->data);
     b->data[b->len] = 0;
     return VD_ERR_OK;
 }
 
-static int b64_val(unsigned char c) {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* Strict padded base64 -> malloc'd bytes (NUL-terminated). false if invalid. */
 static bool b64_decode(const char *s, size_t n, char **out, size_t *outlen) {
-    if (n % 4)
-        return false;
-    char *o = malloc(n / 4 * 3 + 1);
+    unsigned char *o = malloc(n / 4 * 3 + 1);
     if (!o)
         return false;
-    size_t j = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4];
-        int pad = 0;
-        for (int k = 0; k < 4; k++) {
-            unsigned char c = (unsigned char)s[i + k];
-            if (c == '=' && i + 4 == n && k >= 2) {
-                v[k] = 0;
-                pad++;
-            } else if (pad || (v[k] = b64_val(c)) < 0) {
-                free(o);
-                return false;
-            }
-        }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        o[j++] = (char)(w >> 16);
-        if (pad < 2)
-            o[j++] = (char)(w >> 8);
-        if (pad < 1)
-            o[j++] = (char)w;
+    long len = vd_base64_decode(o, s, n);
+    if (len < 0) {
+        free(o);
+        return false;
     }
-    o[j] = 0;
-    *out = o;
-    *outlen = j;
+    o[len] = 0;
+    *out = (char *)o;
+    *outlen = (size_t)len;
     return true;
 }
 
@@ -564,7 +470,7 @@ static vd_err csvzip_put(vd_writer *w, const vd_docgroup *g, char *errstr, size_
         const vd_chunk *c = &g->chunks[i];
         const char *text = c->text ? c->text : "";
         size_t tl = c->text ? c->text_len : 0;
-        bool binary = memchr(text, 0, tl) || !utf8_valid((const unsigned char *)text, tl);
+        bool binary = memchr(text, 0, tl) || !vd_utf8_valid(text, tl);
         vd_buf_reset(b);
         if ((e = put_str(b, c->id, true)) ||
             (e = put_str(b, c->doc_id ? c->doc_id : d->id, false)) || (e = put_i64(b, c->seq)) ||

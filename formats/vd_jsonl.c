@@ -76,86 +76,6 @@ static inline size_t utf8_seq(const unsigned char *s, size_t n) {
     return 0;
 }
 
-static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static char *b64_encode(char *d, const unsigned char *s, size_t n) {
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
-        d[0] = b64_chars[v >> 18];
-        d[1] = b64_chars[(v >> 12) & 63];
-        d[2] = b64_chars[(v >> 6) & 63];
-        d[3] = b64_chars[v & 63];
-        d += 4;
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)s[i] << 16;
-        d[0] = b64_chars[v >> 18];
-        d[1] = b64_chars[(v >> 12) & 63];
-        d[2] = '=';
-        d[3] = '=';
-        d += 4;
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8;
-        d[0] = b64_chars[v >> 18];
-        d[1] = b64_chars[(v >> 12) & 63];
-        d[2] = b64_chars[(v >> 6) & 63];
-        d[3] = '=';
-        d += 4;
-    }
-    return d;
-}
-
-static int b64_val(unsigned char c) {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Strict base64 (padded). @returns decoded length or -1. d has room n/4*3. */
-static long b64_decode(unsigned char *d, const char *s, size_t n) {
-    if (n % 4)
-        return -1;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        int a = b64_val((unsigned char)s[i]), b = b64_val((unsigned char)s[i + 1]);
-        if (a < 0 || b < 0)
-            return -1;
-        bool last = i + 4 == n;
-        if (last && s[i + 2] == '=' && s[i + 3] == '=') {
-            if (b & 15)
-                return -1;
-            d[o++] = (unsigned char)(a << 2 | b >> 4);
-            break;
-        }
-        int c = b64_val((unsigned char)s[i + 2]);
-        if (c < 0)
-            return -1;
-        if (last && s[i + 3] == '=') {
-            if (c & 3)
-                return -1;
-            d[o++] = (unsigned char)(a << 2 | b >> 4);
-            d[o++] = (unsigned char)((b & 15) << 4 | c >> 2);
-            break;
-        }
-        int e = b64_val((unsigned char)s[i + 3]);
-        if (e < 0)
-            return -1;
-        d[o++] = (unsigned char)(a << 2 | b >> 4);
-        d[o++] = (unsigned char)((b & 15) << 4 | c >> 2);
-        d[o++] = (unsigned char)((c & 3) << 6 | e);
-    }
-    return (long)o;
-}
-
 /* ======================================================================= */
 /* Writer                                                                   */
 /* ======================================================================= */
@@ -437,7 +357,7 @@ static char *put_str(char *d, const char *key, const char *s, size_t n) {
     char *e = put_escaped(d, (const unsigned char *)s, n);
     if (!e) {
         d = put_lit(mark, "_b64\":\"");
-        e = b64_encode(d, (const unsigned char *)s, n);
+        e = vd_base64_encode(d, (const unsigned char *)s, n);
     }
     *e++ = '"';
     return e;
@@ -593,7 +513,7 @@ static vd_err jw_put(vd_writer *w, const vd_docgroup *g, char *errstr, size_t er
         d = put_int(d, "size", (int64_t)g->file.len);
         d = put_str(d, "sha256", file_hex, 64);
         d = put_lit(d, ",\"data\":\"");
-        d = b64_encode(d, g->file.data, g->file.len);
+        d = vd_base64_encode(d, g->file.data, g->file.len);
         d = put_lit(d, "\"}\n");
         j->pend.len = (size_t)(d - j->pend.data);
         j->counts.files++;
@@ -1423,7 +1343,7 @@ static vd_err jr_str(jr *j, const char *key, bool required, bool b64_ok, char **
         s = malloc(rawn / 4 * 3 + 1);
         if (!s)
             return jr_err(j, errstr, errstr_size, VD_ERR_NOMEM, "out of memory");
-        long k = b64_decode((unsigned char *)s, g->vs, rawn);
+        long k = vd_base64_decode((unsigned char *)s, g->vs, rawn);
         if (k < 0) {
             free(s);
             return jr_err(j, errstr, errstr_size, VD_ERR_BAD_FIELD, "invalid base64 in \"%s_b64\"",
@@ -1616,7 +1536,7 @@ static vd_err jr_file(jr *j, vd_docgroup *g, char *errstr, size_t errstr_size) {
             e = jr_err(j, errstr, errstr_size, VD_ERR_NOMEM, "out of memory");
             goto out;
         }
-        long k = b64_decode((unsigned char *)data, f->vs, rawn);
+        long k = vd_base64_decode((unsigned char *)data, f->vs, rawn);
         if (k < 0) {
             e = jr_err(j, errstr, errstr_size, VD_ERR_BAD_FIELD, "file of %s: invalid base64",
                        doc_id);

@@ -368,33 +368,16 @@ vd_err vd_issue_add(vd_ev_issue **arr, size_t *n, const char *code,
 
 /* ---- base64 -------------------------------------------------------------------- */
 
-static const char b64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 char *vd__b64_encode(const unsigned char *p, size_t n) {
-    size_t olen = (n + 2) / 3 * 4;
-    char *o = malloc(olen + 1), *q = o;
+    char *o = malloc(VD_BASE64_LEN(n) + 1);
     if (!o)
         return NULL;
-    size_t i = 0;
-    for (; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        *q++ = b64[v >> 18];
-        *q++ = b64[(v >> 12) & 63];
-        *q++ = b64[(v >> 6) & 63];
-        *q++ = b64[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
-        *q++ = b64[v >> 18];
-        *q++ = b64[(v >> 12) & 63];
-        *q++ = i + 1 < n ? b64[(v >> 6) & 63] : '=';
-        *q++ = '=';
-    }
-    *q = 0;
+    *vd_base64_encode(o, p, n) = 0;
     return o;
 }
 
+/* Lenient on input (JSON written by people): URL-safe alphabet, newlines and
+ * missing padding are accepted. */
 static int b64_val(unsigned char c) {
     if (c >= 'A' && c <= 'Z') return c - 'A';
     if (c >= 'a' && c <= 'z') return c - 'a' + 26;
