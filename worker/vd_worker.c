@@ -313,7 +313,8 @@ static void reap(vd_worker *w, bool force) {
             vd__job_republish_final(j);
             continue;
         }
-        pthread_join(j->thread, NULL);
+        if (j->has_thread)
+            pthread_join(j->thread, NULL);
         char topic[128];
         snprintf(topic, sizeof topic, "%s", j->topic);
         int32_t partition = j->partition;
@@ -358,7 +359,9 @@ bool vd__worker_cancel_local(vd_worker *w, const char *task_id);
 bool vd__worker_cancel_local(vd_worker *w, const char *task_id) {
     for (int i = 0; i < w->njobs; i++) {
         vd__job *j = &w->jobs[i];
-        if (atomic_load(&j->slot_state) == VD__SLOT_RUNNING && !strcmp(j->task_id, task_id)) {
+        /* task_id is written by the job's thread before it sets claimed. */
+        if (atomic_load(&j->slot_state) == VD__SLOT_RUNNING && atomic_load(&j->claimed) &&
+            !strcmp(j->task_id, task_id)) {
             vd__job_cancel(j);
             return true;
         }
@@ -382,8 +385,19 @@ static void handle_message(vd_worker *w, rd_kafka_message_t *m) {
 
 static void publish_health_now(vd_worker *w, const char *reason) {
     char err[256];
-    if (!w->store && vd_store_connect(&w->sconf, &w->store, err, sizeof err))
+    /* The report reads the last backup through w->store. A connection that
+     * Redis dropped (killed, restarted) stays in error in hiredis for good:
+     * check it first (the PING re-opens a broken connection), and drop it
+     * when Redis does not answer, so that the report shows nothing stale
+     * and a later one reconnects. */
+    if (w->store) {
+        if (vd_store_ping(w->store, NULL, err, sizeof err)) {
+            vd_store_destroy(w->store);
+            w->store = NULL;
+        }
+    } else if (vd_store_connect(&w->sconf, &w->store, err, sizeof err)) {
         w->store = NULL;
+    }
     vd__health_publish(w->conf, w->producer, w->consumer, w->jobs, w->njobs, w->store, reason);
 }
 

@@ -39,7 +39,8 @@ void vd__job_reset(vd__job *j) {
 void vd__job_destroy(vd__job *j) {
     if (atomic_load(&j->slot_state) != VD__SLOT_FREE) {
         vd__job_abandon(j);
-        pthread_join(j->thread, NULL);
+        if (j->has_thread)
+            pthread_join(j->thread, NULL);
     }
     vd__job_reset(j);
     vd_buf_free(&j->final_event);
@@ -657,7 +658,8 @@ void vd__job_start(vd__job *j, struct vd_worker *w, const rd_kafka_message_t *m)
     atomic_store(&j->percent, 0.0);
     atomic_store(&j->state, (int)VD_STATE_ACCEPTED);
     atomic_store(&j->slot_state, VD__SLOT_RUNNING);
-    if (pthread_create(&j->thread, NULL, job_main, j) != 0) {
+    j->has_thread = pthread_create(&j->thread, NULL, job_main, j) == 0;
+    if (!j->has_thread) {
         vd_log(VD_LOG_ERROR, "cannot start a job thread", NULL);
         j->no_commit = true;
         atomic_store(&j->slot_state, VD__SLOT_DONE);

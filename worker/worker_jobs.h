@@ -18,6 +18,7 @@ typedef struct vd__job {
     rd_kafka_t *producer;
     struct vd_worker *w;
     pthread_t thread;
+    bool has_thread;           /* thread was started (and must be joined) */
     atomic_int slot_state;
     /* where the command came from */
     char topic[128];
