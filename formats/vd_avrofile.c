@@ -16,11 +16,12 @@
  * bit-exact float32. Document strings must be UTF-8 (else BAD_FIELD on write).
  *
  * Writing: records are encoded here (the encoding is also what the trailer
- * hashes) and handed to avro-c's file writer (avro_file_writer_append_encoded)
- * with the deflate codec. avro-c keeps one block in memory and cannot write a
- * record larger than its block, so the block starts at BLOCK_DEFAULT and the
- * writer is reopened (avro_file_writer_open_bs) with a larger one when a
- * record needs it: memory stays bounded by max(BLOCK_DEFAULT, 2 x largest).
+ * hashes) and the container is written here too, without avro-c: header
+ * (magic, metadata map with avro.schema and avro.codec "deflate", a random
+ * sync marker), then blocks of up to BLOCK_TARGET encoded bytes (a larger
+ * record is a block of its own), each raw-deflated and followed by the sync
+ * marker. Every write is checked, the file is hashed as it is written and
+ * fsynced at close; a writer destroyed before close removes its file.
  *
  * Reading: avro-c's file reader trusts the file (block and string lengths
  * straight into malloc, unbounded inflate), so the container is read here:
@@ -40,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,7 +50,9 @@
 
 #define AVRO_FORMAT "vecdump-avro"
 #define AVRO_FORMAT_VERSION 1
-#define BLOCK_DEFAULT ((size_t)4 << 20)
+#define BLOCK_TARGET ((size_t)1 << 20) /* encoded record bytes per block */
+#define OUT_BUF ((size_t)1 << 20)      /* file bytes staged per write(2) */
+#define DEFLATE_LEVEL 1                /* as gzip -1: floats barely compress */
 #define RATIO_FLOOR ((int64_t)1 << 20)
 #define MAX_DIM 65536
 #define META_MAX_ENTRIES 64
@@ -111,43 +115,6 @@ static const char ARTIFACT_SCHEMA[] =
 enum { T_HEADER, T_DOCUMENT, T_CHUNK, T_FILE, T_TRAILER, T__COUNT };
 static const char *const TYPE_NAMES[T__COUNT] = {"HEADER", "DOCUMENT", "CHUNK", "FILE", "TRAILER"};
 
-/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-static bool utf8_valid(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        uint32_t cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            k = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (n - i <= k)
-            return false;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + j] & 0x3f);
-        }
-        if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += k + 1;
-    }
-    return true;
-}
 
 static vd_err schema_load(avro_schema_t *out, char *errstr, size_t errstr_size) {
     if (avro_schema_from_json_length(ARTIFACT_SCHEMA, sizeof ARTIFACT_SCHEMA - 1, out) != 0)
@@ -160,18 +127,23 @@ static vd_err schema_load(avro_schema_t *out, char *errstr, size_t errstr_size) 
 /* encoding                                                               */
 /* ====================================================================== */
 
+/* Writes v as an Avro long (zigzag varint, at most 10 bytes) at o; returns its length. */
+static size_t zz_put(unsigned char *o, int64_t v) {
+    uint64_t n = v < 0 ? ~((uint64_t)v << 1) : (uint64_t)v << 1;
+    size_t k = 0;
+    while (n & ~(uint64_t)0x7f) {
+        o[k++] = (unsigned char)((n & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    o[k++] = (unsigned char)n;
+    return k;
+}
+
 static vd_err enc_long(vd_buf *b, int64_t v) {
     vd_err e = vd_buf_reserve(b, 10);
     if (e)
         return e;
-    uint64_t n = v < 0 ? ~((uint64_t)v << 1) : (uint64_t)v << 1;
-    unsigned char *o = (unsigned char *)b->data + b->len;
-    while (n & ~(uint64_t)0x7f) {
-        *o++ = (unsigned char)((n & 0x7f) | 0x80);
-        n >>= 7;
-    }
-    *o++ = (unsigned char)n;
-    b->len = (size_t)((char *)o - b->data);
+    b->len += zz_put((unsigned char *)b->data + b->len, v);
     return VD_ERR_OK;
 }
 
@@ -201,16 +173,34 @@ static vd_err enc_suffix(vd_buf *b, int type) {
 /* writer                                                                 */
 /* ====================================================================== */
 
+/*
+ * The container is written here rather than by avro-c's file writer, which
+ * leaks its codec state and buffers when a write fails part-way and cannot
+ * report a failed fclose. Records go into an in-memory block of up to
+ * BLOCK_TARGET encoded bytes (a record at least that large is a block of its
+ * own); a full block is deflated (raw deflate, as the Avro spec says) and
+ * emitted as count, size, data, sync marker through a staging buffer that is
+ * written with write(2), every result checked. The file's SHA-256 is taken
+ * over the bytes as they are emitted, so close never rereads the file.
+ * Memory: the staging buffer, one block, its deflated copy and the deflate
+ * state, plus twice the largest record when a record outgrows the block.
+ */
 typedef struct avro_wr {
     char *path;
-    avro_schema_t schema;
-    avro_file_writer_t fw;
-    size_t block_size;
-    vd_buf enc;
+    int fd;
+    unsigned char sync[16];
+    vd_buf enc;              /* the record being encoded */
+    vd_buf blk;              /* encoded records of the open block */
+    int64_t blk_count;       /* records in blk */
+    vd_buf z;                /* a block, deflated */
+    vd_buf out;              /* file bytes emitted but not yet written */
+    z_stream zs;
+    bool zinit;
     vd_sha256 *sha;          /* over every record body before the trailer */
-    vd_sha256 *fsha;
+    vd_sha256 *fsha;         /* over the file's bytes, in order */
+    int64_t written;         /* file bytes written */
     vd_counts counts;
-    int64_t bytes;           /* encoded bytes so far */
+    vd_err sticky;           /* first failure after bytes were committed */
     bool include_files;
     bool created;
     bool closed;
@@ -220,13 +210,16 @@ static void avro_wr_destroy(vd_writer *w) {
     avro_wr *a = w->impl;
     if (!a)
         return;
-    if (a->fw)
-        avro_file_writer_close(a->fw);
+    if (a->fd >= 0)
+        close(a->fd);
     if (a->created && !a->closed)
         unlink(a->path);
-    if (a->schema)
-        avro_schema_decref(a->schema);
+    if (a->zinit)
+        deflateEnd(&a->zs);
     vd_buf_free(&a->enc);
+    vd_buf_free(&a->blk);
+    vd_buf_free(&a->z);
+    vd_buf_free(&a->out);
     vd_sha256_destroy(a->sha);
     vd_sha256_destroy(a->fsha);
     free(a->path);
@@ -234,48 +227,166 @@ static void avro_wr_destroy(vd_writer *w) {
     w->impl = NULL;
 }
 
-static vd_err wr_append(avro_wr *a, bool hash, char *errstr, size_t errstr_size) {
-    const vd_buf *b = &a->enc;
-    if (b->len + 64 > a->block_size) {
-        /* Reopen with a block that holds this record (and then some). */
-        size_t nbs = a->block_size;
-        while (nbs < b->len + 64)
-            nbs *= 2;
-        int rc = avro_file_writer_close(a->fw);
-        a->fw = NULL;
-        if (rc == 0)
-            rc = avro_file_writer_open_bs(a->path, &a->fw, nbs);
-        if (rc != 0) {
-            a->fw = NULL;
-            return vd_seterr(errstr, errstr_size, rc == ENOSPC ? VD_ERR_NOSPACE : VD_ERR_IO,
-                             "avro: grow block to %zu: %s", nbs, avro_strerror());
+/* Marks the writer failed (the file is no longer consistent); returns e. */
+static vd_err wr_stick(avro_wr *a, vd_err e) {
+    if (!a->sticky)
+        a->sticky = e;
+    return e;
+}
+
+static vd_err wr_io_err(int err) {
+    return err == ENOSPC || err == EDQUOT ? VD_ERR_NOSPACE : VD_ERR_IO;
+}
+
+/* Writes n bytes at the end of the file. NOSPACE or IO (sticky) on failure. */
+static vd_err wr_write(avro_wr *a, const void *p, size_t n, char *errstr, size_t errstr_size) {
+    const char *c = p;
+    while (n) {
+        ssize_t k = write(a->fd, c, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            int err = k < 0 ? errno : EIO;
+            return wr_stick(a, vd_seterr(errstr, errstr_size, wr_io_err(err),
+                                         "avro: write %s: %s", a->path, strerror(err)));
         }
-        a->block_size = nbs;
+        c += k;
+        n -= (size_t)k;
+        a->written += (int64_t)k;
     }
-    int rc = avro_file_writer_append_encoded(a->fw, b->data, (int64_t)b->len);
-    if (rc != 0)
-        return vd_seterr(errstr, errstr_size, rc == ENOSPC ? VD_ERR_NOSPACE : VD_ERR_IO,
-                         "avro: append to %s: %s", a->path, avro_strerror());
-    if (hash)
-        vd_sha256_update(a->sha, b->data, b->len);
-    a->bytes += (int64_t)b->len;
     return VD_ERR_OK;
 }
 
-static bool str_ok(const char *s) { return !s || utf8_valid((const unsigned char *)s, strlen(s)); }
+/* Writes out the staging buffer. */
+static vd_err wr_drain(avro_wr *a, char *errstr, size_t errstr_size) {
+    vd_err e = wr_write(a, a->out.data, a->out.len, errstr, errstr_size);
+    if (!e)
+        vd_buf_reset(&a->out);
+    return e;
+}
 
-static vd_err avro_wr_put(vd_writer *w, const vd_docgroup *g, char *errstr, size_t errstr_size) {
-    avro_wr *a = w->impl;
-    vd_buf *b = &a->enc;
-    const vd_doc *d = &g->doc;
+/* Appends n bytes to the file (through the staging buffer) and hashes them. */
+static vd_err wr_emit(avro_wr *a, const void *p, size_t n, char *errstr, size_t errstr_size) {
     vd_err e;
-    if (!a || a->closed || !a->fw)
-        return vd_seterr(errstr, errstr_size, VD_ERR_INVALID_ARG, "avro: writer is closed");
+    vd_sha256_update(a->fsha, p, n);
+    if (a->out.len + n > OUT_BUF && (e = wr_drain(a, errstr, errstr_size)))
+        return e;
+    if (n >= OUT_BUF)
+        return wr_write(a, p, n, errstr, errstr_size);
+    /* Never grows: OUT_BUF is reserved at open. */
+    if ((e = vd_buf_append(&a->out, p, n)))
+        return wr_stick(a, vd_seterr(errstr, errstr_size, e, "avro: out of memory"));
+    return VD_ERR_OK;
+}
+
+/* Deflates count records (n bytes at p) and emits them as one block. */
+static vd_err wr_block(avro_wr *a, const void *p, size_t n, int64_t count, char *errstr,
+                       size_t errstr_size) {
+    const size_t step = (size_t)1 << 30; /* z_stream counts are 32-bit */
+    const unsigned char *in = p;
+    size_t in_left = n;
+    vd_err e;
+    vd_buf_reset(&a->z);
+    if (deflateReset(&a->zs) != Z_OK)
+        return wr_stick(a, vd_seterr(errstr, errstr_size, VD_ERR_INTERNAL,
+                                     "avro: deflateReset failed"));
+    uLong bound = deflateBound(&a->zs, (uLong)n);
+    if ((e = vd_buf_reserve(&a->z, bound < step ? (size_t)bound : step)))
+        return wr_stick(a, vd_seterr(errstr, errstr_size, e, "avro: out of memory"));
+    for (;;) {
+        if (a->zs.avail_in == 0 && in_left) {
+            size_t k = in_left < step ? in_left : step;
+            a->zs.next_in = (Bytef *)(uintptr_t)in;
+            a->zs.avail_in = (uInt)k;
+            in += k;
+            in_left -= k;
+        }
+        if (a->z.cap - a->z.len < 4096 &&
+            (e = vd_buf_reserve(&a->z, a->z.len / 2 > 65536 ? a->z.len / 2 : 65536)))
+            return wr_stick(a, vd_seterr(errstr, errstr_size, e, "avro: out of memory"));
+        size_t room = a->z.cap - a->z.len;
+        uInt avail = (uInt)(room < step ? room : step);
+        a->zs.next_out = (Bytef *)a->z.data + a->z.len;
+        a->zs.avail_out = avail;
+        int rc = deflate(&a->zs, in_left ? Z_NO_FLUSH : Z_FINISH);
+        a->z.len += avail - a->zs.avail_out;
+        if (rc == Z_STREAM_END)
+            break;
+        if (rc != Z_OK && rc != Z_BUF_ERROR)
+            return wr_stick(a, vd_seterr(errstr, errstr_size, VD_ERR_INTERNAL,
+                                         "avro: deflate failed (%d)", rc));
+    }
+    unsigned char hdr[20];
+    size_t hl = zz_put(hdr, count);
+    hl += zz_put(hdr + hl, (int64_t)a->z.len);
+    if ((e = wr_emit(a, hdr, hl, errstr, errstr_size)) ||
+        (e = wr_emit(a, a->z.data, a->z.len, errstr, errstr_size)) ||
+        (e = wr_emit(a, a->sync, sizeof a->sync, errstr, errstr_size)))
+        return e;
+    return VD_ERR_OK;
+}
+
+/* Emits the open block, if it holds any record. */
+static vd_err wr_flush_block(avro_wr *a, char *errstr, size_t errstr_size) {
+    if (a->blk_count == 0)
+        return VD_ERR_OK;
+    vd_err e = wr_block(a, a->blk.data, a->blk.len, a->blk_count, errstr, errstr_size);
+    vd_buf_reset(&a->blk);
+    a->blk_count = 0;
+    return e;
+}
+
+/*
+ * Adds the record encoded in a->enc to the file; hash: it counts towards the
+ * trailer's SHA-256 (every record but the trailer does).
+ */
+static vd_err wr_record(avro_wr *a, bool hash, char *errstr, size_t errstr_size) {
+    const vd_buf *r = &a->enc;
+    vd_err e;
+    if (hash)
+        vd_sha256_update(a->sha, r->data, r->len);
+    if (a->blk.len + r->len > BLOCK_TARGET && (e = wr_flush_block(a, errstr, errstr_size)))
+        return e;
+    if (r->len >= BLOCK_TARGET) /* a block of its own, deflated straight from enc */
+        return wr_block(a, r->data, r->len, 1, errstr, errstr_size);
+    /* Never grows: blk.len + r->len <= BLOCK_TARGET, which is reserved at open. */
+    if ((e = vd_buf_append(&a->blk, r->data, r->len)))
+        return wr_stick(a, vd_seterr(errstr, errstr_size, e, "avro: out of memory"));
+    a->blk_count++;
+    return VD_ERR_OK;
+}
+
+static bool str_ok(const char *s) { return !s || vd_utf8_valid(s, strlen(s)); }
+
+/* Checks the group's strings, so a group that cannot be written writes nothing. */
+static vd_err check_group(const vd_docgroup *g, char *errstr, size_t errstr_size) {
+    const vd_doc *d = &g->doc;
     if (!str_ok(d->id) || !str_ok(d->title) || !str_ok(d->source) || !str_ok(d->content_type) ||
         !str_ok(d->sha256) || !str_ok(d->metadata))
         return vd_seterr(errstr, errstr_size, VD_ERR_BAD_FIELD,
                          "avro: document %s has a field that is not UTF-8", d->id ? d->id : "?");
+    for (size_t i = 0; i < g->nchunks; i++) {
+        const vd_chunk *c = &g->chunks[i];
+        if (!str_ok(c->id) || !str_ok(c->doc_id) || !str_ok(c->metadata))
+            return vd_seterr(errstr, errstr_size, VD_ERR_BAD_FIELD,
+                             "avro: chunk %s has a field that is not UTF-8", c->id ? c->id : "?");
+    }
+    return VD_ERR_OK;
+}
 
+static vd_err avro_wr_put(vd_writer *w, const vd_docgroup *g, char *errstr, size_t errstr_size) {
+    avro_wr *a = w->impl;
+    if (!a || a->closed)
+        return vd_seterr(errstr, errstr_size, VD_ERR_INVALID_ARG, "avro: writer is closed");
+    if (a->sticky)
+        return vd_seterr(errstr, errstr_size, a->sticky, "avro: writer already failed");
+    vd_err e = check_group(g, errstr, errstr_size);
+    if (e)
+        return e;
+
+    /* From here on a failure leaves part of the group behind: it is sticky. */
+    vd_buf *b = &a->enc;
+    const vd_doc *d = &g->doc;
     vd_buf_reset(b);
     if ((e = enc_prefix(b, T_DOCUMENT)) || (e = enc_str(b, d->id)) || (e = enc_str(b, d->title)) ||
         (e = enc_str(b, d->source)) || (e = enc_str(b, d->content_type)) ||
@@ -283,8 +394,8 @@ static vd_err avro_wr_put(vd_writer *w, const vd_docgroup *g, char *errstr, size
         (e = enc_long(b, d->created_at)) || (e = enc_long(b, d->updated_at)) ||
         (e = enc_long(b, d->chunk_count)) || (e = enc_str(b, d->metadata)) ||
         (e = enc_suffix(b, T_DOCUMENT)))
-        return vd_seterr(errstr, errstr_size, e, "avro: encode document: %s", vd_err2str(e));
-    if ((e = wr_append(a, true, errstr, errstr_size)))
+        goto enc_fail;
+    if ((e = wr_record(a, true, errstr, errstr_size)))
         return e;
     a->counts.documents++;
 
@@ -292,26 +403,23 @@ static vd_err avro_wr_put(vd_writer *w, const vd_docgroup *g, char *errstr, size
         const vd_chunk *c = &g->chunks[i];
         const char *text = c->text ? c->text : "";
         size_t tl = c->text ? c->text_len : 0;
-        bool binary = memchr(text, 0, tl) || !utf8_valid((const unsigned char *)text, tl);
+        bool binary = memchr(text, 0, tl) || !vd_utf8_valid(text, tl);
         size_t dim = c->embedding ? c->dim : 0;
-        if (!str_ok(c->id) || !str_ok(c->doc_id) || !str_ok(c->metadata))
-            return vd_seterr(errstr, errstr_size, VD_ERR_BAD_FIELD,
-                             "avro: chunk %s has a field that is not UTF-8", c->id ? c->id : "?");
         vd_buf_reset(b);
         if ((e = enc_prefix(b, T_CHUNK)) || (e = enc_str(b, c->id)) ||
             (e = enc_str(b, c->doc_id ? c->doc_id : d->id)) || (e = enc_long(b, c->seq)) ||
             (e = enc_bytes(b, text, binary ? 0 : tl)) || (e = enc_long(b, binary ? 1 : 0)) ||
             (binary && (e = enc_bytes(b, text, tl))))
-            return vd_seterr(errstr, errstr_size, e, "avro: encode chunk: %s", vd_err2str(e));
+            goto enc_fail;
         if (dim) {
             if ((e = enc_long(b, (int64_t)dim)) || (e = vd_buf_reserve(b, dim * 4)))
-                return vd_seterr(errstr, errstr_size, e, "avro: encode chunk: %s", vd_err2str(e));
+                goto enc_fail;
             vd_f32_to_le((unsigned char *)b->data + b->len, c->embedding, dim);
             b->len += dim * 4;
         }
         if ((e = enc_long(b, 0)) || (e = enc_str(b, c->metadata)) || (e = enc_suffix(b, T_CHUNK)))
-            return vd_seterr(errstr, errstr_size, e, "avro: encode chunk: %s", vd_err2str(e));
-        if ((e = wr_append(a, true, errstr, errstr_size)))
+            goto enc_fail;
+        if ((e = wr_record(a, true, errstr, errstr_size)))
             return e;
         a->counts.chunks++;
     }
@@ -323,84 +431,59 @@ static vd_err avro_wr_put(vd_writer *w, const vd_docgroup *g, char *errstr, size
         if ((e = enc_prefix(b, T_FILE)) || (e = enc_str(b, d->id)) ||
             (e = enc_bytes(b, g->file.data, g->file.len)) || (e = enc_str(b, hex)) ||
             (e = enc_suffix(b, T_FILE)))
-            return vd_seterr(errstr, errstr_size, e, "avro: encode file: %s", vd_err2str(e));
-        if ((e = wr_append(a, true, errstr, errstr_size)))
+            goto enc_fail;
+        if ((e = wr_record(a, true, errstr, errstr_size)))
             return e;
         a->counts.files++;
     }
     return VD_ERR_OK;
+enc_fail:
+    return wr_stick(a, vd_seterr(errstr, errstr_size, e, "avro: encode document %s: %s",
+                                 d->id ? d->id : "?", vd_err2str(e)));
 }
 
+/* Compressed bytes so far: written or staged (the open block is not counted). */
 static int64_t avro_wr_bytes(const vd_writer *w) {
     const avro_wr *a = w->impl;
-    return a ? a->bytes : 0;
+    return a ? a->written + (int64_t)a->out.len : 0;
 }
-
-static vd_err avro_walk(FILE *fp, int64_t file_size, const vd_limits *lim, int64_t *first_block,
-                        char sync[16], bool *deflate, avro_schema_t ours, char *errstr,
-                        size_t errstr_size);
 
 static vd_err avro_wr_close(vd_writer *w, vd_writer_result *res, char *errstr, size_t errstr_size) {
     avro_wr *a = w->impl;
-    vd_buf *b = &a->enc;
     vd_err e;
     char hex[65];
-    if (!a || a->closed || !a->fw)
+    if (res)
+        memset(res, 0, sizeof *res);
+    if (!a || a->closed)
         return vd_seterr(errstr, errstr_size, VD_ERR_INVALID_ARG, "avro: writer already closed");
+    if (a->sticky)
+        return vd_seterr(errstr, errstr_size, a->sticky, "avro: writer already failed");
+    vd_buf *b = &a->enc;
     vd_sha256_final_hex(a->sha, hex);
     vd_buf_reset(b);
     if ((e = enc_prefix(b, T_TRAILER)) || (e = enc_long(b, a->counts.documents)) ||
         (e = enc_long(b, a->counts.chunks)) || (e = enc_long(b, a->counts.files)) ||
-        (e = enc_str(b, hex)))
-        return vd_seterr(errstr, errstr_size, e, "avro: encode trailer: %s", vd_err2str(e));
-    if ((e = wr_append(a, false, errstr, errstr_size)))
+        (e = enc_str(b, hex)) || (e = enc_suffix(b, T_TRAILER)))
+        return wr_stick(a, vd_seterr(errstr, errstr_size, e, "avro: encode trailer: %s",
+                                     vd_err2str(e)));
+    if ((e = wr_record(a, false, errstr, errstr_size)) ||
+        (e = wr_flush_block(a, errstr, errstr_size)) || (e = wr_drain(a, errstr, errstr_size)))
         return e;
-    int rc = avro_file_writer_close(a->fw);
-    a->fw = NULL;
-    if (rc != 0)
-        return vd_seterr(errstr, errstr_size, rc == ENOSPC ? VD_ERR_NOSPACE : VD_ERR_IO,
-                         "avro: close %s: %s", a->path, avro_strerror());
-
-    /* avro-c does not report a failed fclose: walk the container to prove
-     * it is whole, hash it, then fsync. */
-    FILE *fp = fopen(a->path, "rb");
-    if (!fp)
-        return vd_seterr(errstr, errstr_size, VD_ERR_IO, "avro: reopen %s: %s", a->path,
-                         strerror(errno));
-    struct stat st;
-    vd_limits lim;
-    vd_limits_default(&lim);
-    lim.max_artifact_bytes = INT64_MAX;
-    lim.max_record_bytes = (int64_t)a->block_size;
-    int64_t first = 0;
-    char sync[16];
-    bool deflate = false;
-    if (fstat(fileno(fp), &st) != 0) {
-        e = vd_seterr(errstr, errstr_size, VD_ERR_IO, "avro: stat %s: %s", a->path, strerror(errno));
-    } else if ((e = avro_walk(fp, (int64_t)st.st_size, &lim, &first, sync, &deflate, a->schema,
-                              errstr, errstr_size))) {
-        e = vd_seterr(errstr, errstr_size, VD_ERR_IO,
-                      "avro: %s is not whole after writing (disk full?)", a->path);
-    } else if (fseeko(fp, 0, SEEK_SET) != 0) {
-        e = vd_seterr(errstr, errstr_size, VD_ERR_IO, "avro: seek %s", a->path);
-    } else {
-        char buf[64 * 1024];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof buf, fp)) > 0)
-            vd_sha256_update(a->fsha, buf, n);
-        if (ferror(fp))
-            e = vd_seterr(errstr, errstr_size, VD_ERR_IO, "avro: read %s", a->path);
-        else if (fsync(fileno(fp)) != 0)
-            e = vd_seterr(errstr, errstr_size, errno == ENOSPC ? VD_ERR_NOSPACE : VD_ERR_IO,
-                          "avro: fsync %s: %s", a->path, strerror(errno));
+    if (fsync(a->fd) != 0) {
+        int err = errno;
+        return wr_stick(a, vd_seterr(errstr, errstr_size, wr_io_err(err), "avro: fsync %s: %s",
+                                     a->path, strerror(err)));
     }
-    fclose(fp);
-    if (e)
-        return e;
+    int fd = a->fd;
+    a->fd = -1;
+    if (close(fd) != 0) {
+        int err = errno;
+        return wr_stick(a, vd_seterr(errstr, errstr_size, wr_io_err(err), "avro: close %s: %s",
+                                     a->path, strerror(err)));
+    }
     a->closed = true;
     if (res) {
-        memset(res, 0, sizeof *res);
-        res->bytes = (int64_t)st.st_size;
+        res->bytes = a->written;
         vd_sha256_final_hex(a->fsha, res->sha256);
         res->counts = a->counts;
     }
@@ -414,6 +497,28 @@ static const vd__writer_ops avro_writer_ops = {
     avro_wr_destroy,
 };
 
+/* 16 random bytes; the sync marker only has to be unlikely in the data. */
+static void sync_marker(unsigned char out[16], const char *path) {
+    if (getrandom(out, 16, 0) == 16)
+        return;
+    struct {
+        int64_t mono, wall;
+        pid_t pid;
+        const void *where;
+    } seed = {vd_mono_ms(), vd_now_ms(), getpid(), (const void *)out};
+    vd_sha256 *h = vd_sha256_new();
+    char hex[65];
+    if (h) {
+        vd_sha256_update(h, &seed, sizeof seed);
+        vd_sha256_update(h, path, strlen(path));
+        vd_sha256_final_hex(h, hex);
+        vd_sha256_destroy(h);
+    } else {
+        vd_sha256_hex(&seed, sizeof seed, hex);
+    }
+    memcpy(out, hex, 16);
+}
+
 vd_err vd__avro_writer_open(vd_writer *w, const char *path, const vd_artifact_info *info,
                             char *errstr, size_t errstr_size) {
     vd_err e;
@@ -422,46 +527,63 @@ vd_err vd__avro_writer_open(vd_writer *w, const char *path, const vd_artifact_in
     if (info->meta.dim < 0 || info->meta.dim > MAX_DIM)
         return vd_seterr(errstr, errstr_size, VD_ERR_BAD_DIM, "avro: dim %d out of range",
                          info->meta.dim);
-    avro_wr *a = calloc(1, sizeof *a);
-    if (!a)
-        return vd_seterr(errstr, errstr_size, VD_ERR_NOMEM, "avro: out of memory");
-    w->impl = a;
-    w->ops = &avro_writer_ops;
-    vd_buf_init(&a->enc, 0);
-    a->include_files = info->include_files;
-    a->block_size = BLOCK_DEFAULT;
-    a->path = vd_strdup(path);
-    a->sha = vd_sha256_new();
-    a->fsha = vd_sha256_new();
-    if (!a->path || !a->sha || !a->fsha) {
-        e = vd_seterr(errstr, errstr_size, VD_ERR_NOMEM, "avro: out of memory");
-        goto fail;
-    }
-    if ((e = schema_load(&a->schema, errstr, errstr_size)))
-        goto fail;
-    struct stat st;
-    if (lstat(path, &st) == 0) {
-        e = vd_seterr(errstr, errstr_size, VD_ERR_CONFLICT, "avro: %s already exists", path);
-        goto fail;
-    }
-    if (avro_file_writer_create_with_codec(path, a->schema, &a->fw, "deflate", a->block_size) != 0) {
-        a->fw = NULL;
-        e = vd_seterr(errstr, errstr_size, errno == ENOSPC ? VD_ERR_NOSPACE : VD_ERR_IO,
-                      "avro: create %s: %s", path, avro_strerror());
-        if (lstat(path, &st) == 0)
-            a->created = true;
-        goto fail;
-    }
-    a->created = true;
-
     const char *strs[] = {info->tool_version, info->task_id, info->ns, info->meta.model,
                           info->meta.distance};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        if (!str_ok(strs[i])) {
-            e = vd_seterr(errstr, errstr_size, VD_ERR_BAD_FIELD, "avro: header field not UTF-8");
-            goto fail;
-        }
+        if (!str_ok(strs[i]))
+            return vd_seterr(errstr, errstr_size, VD_ERR_BAD_FIELD,
+                             "avro: header field not UTF-8");
+    avro_wr *a = calloc(1, sizeof *a);
+    if (!a)
+        return vd_seterr(errstr, errstr_size, VD_ERR_NOMEM, "avro: out of memory");
+    a->fd = -1;
+    w->impl = a; /* from here on, avro_wr_destroy cleans up */
+    w->ops = &avro_writer_ops;
+    vd_buf_init(&a->enc, 0);
+    vd_buf_init(&a->blk, 0);
+    vd_buf_init(&a->z, 0);
+    vd_buf_init(&a->out, 0);
+    a->include_files = info->include_files;
+    a->path = vd_strdup(path);
+    a->sha = vd_sha256_new();
+    a->fsha = vd_sha256_new();
+    if (!a->path || !a->sha || !a->fsha || vd_buf_reserve(&a->blk, BLOCK_TARGET) ||
+        vd_buf_reserve(&a->out, OUT_BUF)) {
+        e = vd_seterr(errstr, errstr_size, VD_ERR_NOMEM, "avro: out of memory");
+        goto fail;
+    }
+    int rc = deflateInit2(&a->zs, DEFLATE_LEVEL, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+    if (rc != Z_OK) {
+        e = vd_seterr(errstr, errstr_size, rc == Z_MEM_ERROR ? VD_ERR_NOMEM : VD_ERR_INTERNAL,
+                      "avro: deflateInit2 failed (%d)", rc);
+        goto fail;
+    }
+    a->zinit = true;
+    a->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (a->fd < 0) {
+        int err = errno;
+        e = vd_seterr(errstr, errstr_size, err == EEXIST ? VD_ERR_CONFLICT : wr_io_err(err),
+                      "avro: create %s: %s", path,
+                      err == EEXIST ? "it already exists" : strerror(err));
+        goto fail;
+    }
+    a->created = true;
+    sync_marker(a->sync, path);
+
+    /* File header: magic, metadata map (one block of two entries), sync. */
     vd_buf *b = &a->enc;
+    if ((e = vd_buf_append(b, "Obj\1", 4)) || (e = enc_long(b, 2)) ||
+        (e = enc_str(b, "avro.schema")) ||
+        (e = enc_bytes(b, ARTIFACT_SCHEMA, sizeof ARTIFACT_SCHEMA - 1)) ||
+        (e = enc_str(b, "avro.codec")) || (e = enc_str(b, "deflate")) || (e = enc_long(b, 0)) ||
+        (e = vd_buf_append(b, a->sync, sizeof a->sync))) {
+        vd_seterr(errstr, errstr_size, e, "avro: encode file header: %s", vd_err2str(e));
+        goto fail;
+    }
+    if ((e = wr_emit(a, b->data, b->len, errstr, errstr_size)))
+        goto fail;
+
+    vd_buf_reset(b);
     if ((e = enc_prefix(b, T_HEADER)) || (e = enc_str(b, AVRO_FORMAT)) ||
         (e = enc_long(b, AVRO_FORMAT_VERSION)) || (e = enc_str(b, info->tool_version)) ||
         (e = enc_str(b, info->task_id)) || (e = enc_str(b, info->ns)) ||
@@ -472,7 +594,7 @@ vd_err vd__avro_writer_open(vd_writer *w, const char *path, const vd_artifact_in
         vd_seterr(errstr, errstr_size, e, "avro: encode header: %s", vd_err2str(e));
         goto fail;
     }
-    if ((e = wr_append(a, true, errstr, errstr_size)))
+    if ((e = wr_record(a, true, errstr, errstr_size)))
         goto fail;
     return VD_ERR_OK;
 fail:

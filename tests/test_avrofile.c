@@ -5,7 +5,8 @@
  * matching the embedded schema, and a corruption matrix with one expected
  * error code per case: truncated, flipped bit, foreign schema, hostile block
  * sizes, deflate bomb, wrong dim, NaN/Inf, chunk of a missing document, bad
- * id, file checksum. Also peak RSS on 20k chunks of dim 384.
+ * id, file checksum. Also peak RSS on 20k chunks of dim 384, and a write
+ * failing part-way (file-size limit) leaking nothing and leaving no file.
  */
 #include "vd_test.h"
 #include "vd_formats.h"
@@ -14,7 +15,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -821,6 +824,111 @@ static void test_writer_rss(void **state) {
     free(path);
 }
 
+/* ---- a write failing part-way ------------------------------------------ */
+
+static void fill_random(unsigned char *p, size_t n, uint32_t seed) {
+    uint32_t x = seed ? seed : 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        p[i] = (unsigned char)(x >> 11);
+    }
+}
+
+/* One document with one file of n incompressible bytes. */
+static void mk_file_group(vd_docgroup *g, int i, size_t n) {
+    mk_group(g, i, 3, DIM, true);
+    free(g->file.data);
+    g->has_file = true;
+    if (!g->file.doc_id)
+        g->file.doc_id = xstrdup(g->doc.id);
+    g->file.data = malloc(n);
+    assert_non_null(g->file.data);
+    fill_random(g->file.data, n, (uint32_t)i * 7919u + 17u);
+    g->file.len = n;
+    char hex[65];
+    vd_sha256_hex(g->file.data, n, hex);
+    free(g->doc.sha256);
+    g->doc.sha256 = xstrdup(hex);
+    g->doc.size = (int64_t)n;
+}
+
+/*
+ * Writes ndocs documents with files of file_len random bytes under a 64 KiB
+ * file-size limit. Returns the first error and where it came from (put or
+ * close); later calls must repeat it. The writer is destroyed, not closed.
+ */
+static vd_err write_limited(const char *path, int ndocs, size_t file_len, const char **where,
+                            char *err, size_t errsz) {
+    vd_artifact_info info;
+    info_init(&info, DIM, true);
+    vd_writer *w = NULL;
+    assert_int_equal(vd_writer_open(VD_FMT_AVRO, path, &info, &w, err, errsz), VD_ERR_OK);
+    vd_docgroup gs[8];
+    assert_true(ndocs <= 8);
+    for (int i = 0; i < ndocs; i++)
+        mk_file_group(&gs[i], i, file_len);
+
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 64 * 1024;
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    vd_err e = VD_ERR_OK, again = VD_ERR_OK;
+    char err2[512];
+    *where = "nowhere";
+    for (int i = 0; i < ndocs && !e; i++)
+        if ((e = vd_writer_put(w, &gs[i], err, errsz)))
+            *where = "put";
+    if (e) {
+        again = vd_writer_put(w, &gs[0], err2, sizeof err2);
+    } else {
+        vd_writer_result res;
+        if ((e = vd_writer_close(w, &res, err, errsz)))
+            *where = "close";
+        again = vd_writer_close(w, &res, err2, sizeof err2);
+    }
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_DFL);
+
+    assert_int_equal(again, e); /* the failure is sticky */
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_size <= 64 * 1024);
+    vd_writer_destroy(w);
+    assert_int_not_equal(stat(path, &st), 0); /* destroy removed it */
+    free_set(gs, ndocs);
+    return e;
+}
+
+/* avro-c's file writer leaked ~4 MB when a write failed part-way. */
+static void test_write_fails_part_way(void **state) {
+    (void)state;
+    static const struct {
+        const char *what;
+        int ndocs;
+        size_t file_len;
+        const char *where;
+    } cases[] = {
+        {"blocks of 300 KiB files", 8, 300 * 1024, "put"},
+        {"one 2 MiB file (a block of its own)", 1, 2u << 20, "put"},
+        {"one 100 KiB file, written at close", 1, 100 * 1024, "close"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *path = tpath("limited.avro");
+        char err[512] = "";
+        const char *where = NULL;
+        vd_err e = write_limited(path, cases[i].ndocs, cases[i].file_len, &where, err, sizeof err);
+        print_message("    %s: %s in %s: %s\n", cases[i].what, vd_err_name(e), where, err);
+        assert_int_equal(e, VD_ERR_IO); /* EFBIG, like the other formats */
+        assert_string_equal(where, cases[i].where);
+        assert_non_null(strstr(err, "File too large"));
+        free(path);
+    }
+}
+
 static int setup(void **state) {
     (void)state;
     tmpdir = vd_test_tmpdir();
@@ -858,6 +966,7 @@ int main(void) {
         cmocka_unit_test(test_foreign_schema),
         cmocka_unit_test(test_hostile_blocks),
         cmocka_unit_test(test_bad_records),
+        cmocka_unit_test(test_write_fails_part_way),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
