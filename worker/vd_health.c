@@ -113,9 +113,21 @@ void vd__health_publish(const vd_config *conf, rd_kafka_t *producer, rd_kafka_t 
 
     /* The last successful backup of the namespace. */
     char lb_task[160] = "", lb_path[1024] = "";
-    if (store) {
+    bool redis_up = false;
+    for (size_t i = 0; i < hp.ncomps; i++)
+        if (!strcmp(hp.comps[i].name, "redis"))
+            redis_up = hp.comps[i].status != VD_HEALTH_UNHEALTHY;
+    /* Not when the probe just found Redis unreachable: a hung server would
+     * block the main loop for the connection's timeout, for nothing. */
+    if (store && redis_up) {
         redisContext *c = vd_store_redis(store);
         redisReply *r = redisCommand(c, "HMGET %s:last_backup task_id at artifact_path", conf->ns);
+        if (!r && c->err && !vd_store_ping(store, NULL, err, sizeof err)) {
+            /* The connection died with an earlier Redis (restarted since):
+             * the PING opened a new one; ask again once. */
+            c = vd_store_redis(store);
+            r = redisCommand(c, "HMGET %s:last_backup task_id at artifact_path", conf->ns);
+        }
         if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
             r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING) {
             snprintf(lb_task, sizeof lb_task, "%.*s", (int)r->element[0]->len, r->element[0]->str);

@@ -15,6 +15,7 @@
 #include "worker_int.h"
 
 #include <errno.h>
+#include <hiredis/hiredis.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
 #include <signal.h>
@@ -202,6 +203,9 @@ vd_worker *vd_worker_new(vd_config *conf, char *errstr, size_t errstr_size) {
     w->conf = conf;
     pthread_mutex_init(&w->lock, NULL);
     vd_config_store_conf(conf, &w->sconf);
+    /* The main thread polls Kafka: a Redis that hangs (not refused, just
+     * silent) may block it for at most this long per call, not 5 s. */
+    w->sconf.timeout_ms = 2000;
     if (vd_schemas_init(errstr, errstr_size))
         goto fail;
     if (conf->embedded_kafka && start_embedded(w, errstr, errstr_size))
@@ -328,6 +332,12 @@ static void reap(vd_worker *w, bool force) {
 
 static void renew_leases(vd_worker *w) {
     char err[256];
+    bool any = false;
+    for (int i = 0; i < w->njobs && !any; i++)
+        any = atomic_load(&w->jobs[i].slot_state) == VD__SLOT_RUNNING &&
+              atomic_load(&w->jobs[i].claimed);
+    if (!any)
+        return; /* nothing to renew: no connect attempt every second while Redis is down */
     if (!w->store) {
         if (vd_store_connect(&w->sconf, &w->store, err, sizeof err))
             return;
@@ -383,22 +393,23 @@ static void handle_message(vd_worker *w, rd_kafka_message_t *m) {
     vd__job_start(j, w, m);
 }
 
+/* True when hiredis marked the connection failed: it stays so for good. */
+static bool store_dead(vd_store *s) {
+    const redisContext *c = vd_store_redis(s);
+    return !c || c->err != 0;
+}
+
 static void publish_health_now(vd_worker *w, const char *reason) {
     char err[256];
-    /* The report reads the last backup through w->store. A connection that
-     * Redis dropped (killed, restarted) stays in error in hiredis for good:
-     * check it first (the PING re-opens a broken connection), and drop it
-     * when Redis does not answer, so that the report shows nothing stale
-     * and a later one reconnects. */
-    if (w->store) {
-        if (vd_store_ping(w->store, NULL, err, sizeof err)) {
-            vd_store_destroy(w->store);
-            w->store = NULL;
-        }
-    } else if (vd_store_connect(&w->sconf, &w->store, err, sizeof err)) {
+    if (!w->store && vd_store_connect(&w->sconf, &w->store, err, sizeof err))
+        w->store = NULL;
+    vd__health_publish(w->conf, w->producer, w->consumer, w->jobs, w->njobs, w->store, reason);
+    /* A connection the last-backup lookup found dead (Redis gone) is
+     * dropped: the next report or lease renewal connects again. */
+    if (w->store && store_dead(w->store)) {
+        vd_store_destroy(w->store);
         w->store = NULL;
     }
-    vd__health_publish(w->conf, w->producer, w->consumer, w->jobs, w->njobs, w->store, reason);
 }
 
 void vd__worker_request_health(vd_worker *w);

@@ -452,8 +452,6 @@ static void run_cancel(job_run *r) {
 }
 
 static void run_health(job_run *r) {
-    vd__job *j = r->j;
-    vd__worker_request_health(j->w);
     emit_simple(r, VD_STATE_SUCCEEDED, "health report requested from this worker");
 }
 
@@ -558,6 +556,11 @@ static void *job_main(void *arg) {
     snprintf(j->ns, sizeof j->ns, "%s", j->cmd.ns);
     j->kind = vd_task_kind_of(j->cmd.kind);
     snprintf(j->phase, sizeof j->phase, "accepted");
+
+    /* A HealthCommand asks for a report even when Redis (and so the task
+     * registry) is down: that is when a report matters most. */
+    if (j->cmd.kind == VD_CMD_HEALTH)
+        vd__worker_request_health(j->w);
 
     job_run r = {.j = j};
     vd_store_conf sc;

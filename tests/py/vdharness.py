@@ -242,3 +242,87 @@ class Setup:
             return msgs
         finally:
             c.close()
+
+
+# ---- a throwaway Redis server (tests that kill / restart Redis) -------------
+def free_port():
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """A private redis-server on its own port, never the shared one: a test
+    may kill and restart it. No persistence: a restart comes back empty."""
+
+    def __init__(self, workdir, port=None):
+        self.port = port or free_port()
+        self.dir = str(workdir)
+        os.makedirs(self.dir, exist_ok=True)
+        self.proc = None
+        self.logpath = os.path.join(self.dir, "redis-%d.log" % self.port)
+
+    def start(self, timeout=10):
+        log = open(self.logpath, "ab")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--dir", self.dir],
+            stdout=log, stderr=log, start_new_session=True)
+        end = time.time() + timeout
+        while time.time() < end:
+            try:
+                r = Redis(self.port)
+                try:
+                    if r("PING") == "PONG":
+                        return self
+                finally:
+                    r.close()
+            except (OSError, ConnectionError, RuntimeError):
+                pass
+            if self.proc.poll() is not None:
+                raise AssertionError("redis-server exited %s" % self.proc.returncode)
+            time.sleep(0.05)
+        raise AssertionError("redis-server on port %d not ready in %ss" % (self.port, timeout))
+
+    def kill(self, sig=signal.SIGKILL):
+        """Stops the server (SIGKILL by default: a crash) and waits for it."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+
+    def client(self):
+        return Redis(self.port)
+
+
+# ---- additions for the artifact and import end-to-end tests ----------------
+def run_local(setup, kind, *args, timeout=300, check=None, env=None):
+    """`vecdump run KIND ...` (no Kafka) bound to the setup's Redis, namespace
+    and backup volume. Setup.cli puts its options after the first argument,
+    which `run` takes as the task kind, hence this helper."""
+    e = dict(os.environ, VECDUMP_NO_TTY="1")
+    if env:
+        e.update(env)
+    cmd = [binary("vecdump"), "run", kind] + setup.common_args() + list(args)
+    r = subprocess.run(cmd, capture_output=True, timeout=timeout, env=e)
+    if check is not None:
+        assert r.returncode == check, "rc=%s\nstdout=%s\nstderr=%s" % (
+            r.returncode, r.stdout.decode(), r.stderr.decode())
+    return r
+
+
+def json_lines(out):
+    """The JSON objects of a --json run's stdout, one a line."""
+    if isinstance(out, bytes):
+        out = out.decode()
+    return [json.loads(l) for l in out.splitlines() if l.strip().startswith("{")]
+
+
+def delete_namespace(ns, port=None):
+    """Deletes every key of the namespace (task records included)."""
+    r = Redis(port)
+    try:
+        for k in r.keys(ns + ":*"):
+            r("DEL", k)
+    finally:
+        r.close()
