@@ -9,11 +9,15 @@
  */
 #include "tasks_int.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,6 +97,211 @@ static vd_err verify_first(const vd_task_ctx *ctx, const vd_export_params *p,
     return e;
 }
 
+/* ---- records that cannot go into a valid artifact ---------------------- */
+
+/*
+ * Why chunk c of document doc_id cannot be exported, written into why; false
+ * when it can. dim is NS:meta's; prev_seq is the seq of the last chunk kept
+ * (have_prev false for the first).
+ */
+static bool chunk_defect(const vd_chunk *c, const char *doc_id, size_t dim, bool have_prev,
+                         int64_t prev_seq, char *why, size_t why_size) {
+    if (!c->id || !vd_id_valid(c->id, strlen(c->id)))
+        snprintf(why, why_size, "chunk id '%.60s' is not a valid id", c->id ? c->id : "");
+    else if (c->doc_id && strcmp(c->doc_id, doc_id) != 0)
+        snprintf(why, why_size, "doc_id '%.60s' is not its document %s", c->doc_id, doc_id);
+    else if (!c->embedding || c->dim == 0)
+        snprintf(why, why_size, "chunk has no embedding");
+    else if (c->dim != dim)
+        snprintf(why, why_size, "embedding has %zu floats, the namespace's dim is %zu", c->dim,
+                 dim);
+    else if (vd_embedding_check(c->embedding, c->dim))
+        snprintf(why, why_size, "embedding holds NaN or Inf");
+    else if (have_prev && c->seq < prev_seq)
+        snprintf(why, why_size, "seq %lld is out of order (after %lld)", (long long)c->seq,
+                 (long long)prev_seq);
+    else
+        return false;
+    return true;
+}
+
+/*
+ * Leaves out of g what no valid artifact can hold, recording each as a
+ * WARNING issue: chunks (see chunk_defect; the document's chunk_count then
+ * becomes the number kept) and, when files are exported, a file whose size
+ * or SHA-256 differs from its document's (the document stays, without it).
+ */
+static void drop_unexportable(const vd_task_ctx *ctx, bool include_files, size_t dim,
+                              vd_docgroup *g, vd_export_result *res) {
+    const char *doc_id = g->doc.id ? g->doc.id : "";
+    char why[200];
+    size_t kept = 0;
+    int64_t prev_seq = 0;
+    for (size_t i = 0; i < g->nchunks; i++) {
+        vd_chunk *c = &g->chunks[i];
+        if (chunk_defect(c, doc_id, dim, kept > 0, prev_seq, why, sizeof why)) {
+            char key[300];
+            snprintf(key, sizeof key, "%s:chunk:{%s}:%.128s", ctx->ns, doc_id,
+                     c->id ? c->id : "");
+            vd_issues_add(&res->warnings, "EXPORT_SKIPPED_CHUNK", VD_SEV_WARNING, key,
+                          "not exported: %s", why);
+            res->skipped_chunks++;
+            vd_chunk_clear(c);
+            continue;
+        }
+        prev_seq = c->seq;
+        if (kept != i) {
+            g->chunks[kept] = *c;
+            memset(c, 0, sizeof *c);
+        }
+        kept++;
+    }
+    if (kept != g->nchunks) {
+        g->nchunks = kept;
+        g->doc.chunk_count = (int64_t)kept;
+    }
+
+    if (include_files && g->has_file) {
+        char hex[65];
+        vd_sha256_hex(g->file.data, g->file.len, hex);
+        const char *want = g->doc.sha256 ? g->doc.sha256 : "";
+        bool sha_bad = want[0] && strcmp(want, hex) != 0;
+        if (sha_bad || (int64_t)g->file.len != g->doc.size) {
+            char key[300];
+            snprintf(key, sizeof key, "%s:file:{%s}", ctx->ns, doc_id);
+            if (sha_bad)
+                vd_issues_add(&res->warnings, "EXPORT_SKIPPED_FILE", VD_SEV_WARNING, key,
+                              "not exported: file SHA-256 %s is not the document's %.64s "
+                              "(the document is exported without its file)",
+                              hex, want);
+            else
+                vd_issues_add(&res->warnings, "EXPORT_SKIPPED_FILE", VD_SEV_WARNING, key,
+                              "not exported: file has %zu bytes, the document says %lld "
+                              "(the document is exported without its file)",
+                              g->file.len, (long long)g->doc.size);
+            res->skipped_files++;
+            vd_file_clear(&g->file);
+            g->has_file = false;
+        }
+    }
+}
+
+/* ---- temp files left by a killed export -------------------------------- */
+
+/* n characters of [A-Za-z0-9] at s (mkstemp / mkdtemp suffixes). */
+static bool alnum_run(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            return false;
+    }
+    return s[n] == '\0';
+}
+
+/*
+ * The PID in a name of our temp naming, or 0 when the name is not ours:
+ * ".BASE.tmp-PID-HEX8" (vd__temp_path: artifact and manifest),
+ * ".BASE.tmp-PID-HEX8.tmpXXXXXX" (the CSV writer's spill directory) and
+ * ".BASE.tmp-PID-HEX8.XXXXXX" (libzip's output while it closes).
+ */
+static long temp_name_pid(const char *name) {
+    if (name[0] != '.')
+        return 0;
+    for (const char *t = strstr(name + 1, ".tmp-"); t; t = strstr(t + 1, ".tmp-")) {
+        const char *q = t + 5;
+        long pid = 0;
+        size_t nd = 0;
+        while (*q >= '0' && *q <= '9' && nd < 10) {
+            pid = pid * 10 + (*q - '0');
+            q++;
+            nd++;
+        }
+        if (nd == 0 || *q != '-' || pid <= 1)
+            continue;
+        q++;
+        size_t nh = 0;
+        while (nh < 8 && ((q[nh] >= '0' && q[nh] <= '9') || (q[nh] >= 'a' && q[nh] <= 'f')))
+            nh++;
+        if (nh != 8)
+            continue;
+        q += 8;
+        if (*q == '\0' || (strncmp(q, ".tmp", 4) == 0 && alnum_run(q + 4, 6)) ||
+            (q[0] == '.' && alnum_run(q + 1, 6)))
+            return pid;
+    }
+    return 0;
+}
+
+/* Whether a live export (maybe in another PID namespace) holds name's lock. */
+static bool temp_locked(int dfd, const char *name) {
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool locked = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd); /* releases the lock we may have taken */
+    return locked;
+}
+
+/* Removes a CSV spill directory holding only regular files. */
+static bool remove_spill_dir(int dfd, const char *name) {
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return false;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        struct stat st;
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+            unlinkat(fd, de->d_name, 0);
+    }
+    closedir(d);
+    return unlinkat(dfd, name, AT_REMOVEDIR) == 0;
+}
+
+/*
+ * Removes from dir the temp files (and CSV spill directories) of exports
+ * whose process is gone: kill(pid, 0) fails with ESRCH and no live process
+ * holds the file's lock (an export in another PID namespace sharing the
+ * volume keeps one on its artifact temp file). Best effort, never fails.
+ */
+static void remove_stale_temps(const char *dir, const char *task_id) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    int dfd = dirfd(d);
+    int removed = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        long pid = temp_name_pid(de->d_name);
+        if (pid <= 0 || (pid_t)pid == getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* alive, or not ours to judge */
+        struct stat st;
+        if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        bool gone = false;
+        if (S_ISREG(st.st_mode))
+            gone = !temp_locked(dfd, de->d_name) && unlinkat(dfd, de->d_name, 0) == 0;
+        else if (S_ISDIR(st.st_mode))
+            gone = remove_spill_dir(dfd, de->d_name);
+        if (gone) {
+            removed++;
+            vd_log(VD_LOG_INFO, "removed a stale temp file", "task=%s dir=%s name=%s pid=%ld",
+                   task_id, dir, de->d_name, pid);
+        }
+    }
+    closedir(d);
+    if (removed)
+        vd__fsync_dir(dir, NULL, 0);
+}
+
 static bool path_exists(const char *path) {
     struct stat st;
     return lstat(path, &st) == 0;
@@ -126,6 +335,7 @@ vd_err vd_task_export(const vd_task_ctx *ctx, const vd_export_params *p,
     char name[512], final_path[PATH_MAX], tmp_path[PATH_MAX + 64];
     char man_final[PATH_MAX + 32], man_tmp[PATH_MAX + 96], dir[PATH_MAX];
     bool artifact_placed = false;
+    int lock_fd = -1; /* holds a shared lock on the artifact temp file */
     vd__progress pr;
 
     memset(&meta, 0, sizeof meta);
@@ -160,6 +370,7 @@ vd_err vd_task_export(const vd_task_ctx *ctx, const vd_export_params *p,
         goto out;
     }
     vd__dirname(final_path, dir, sizeof dir);
+    remove_stale_temps(dir, ctx->task_id ? ctx->task_id : "-");
 
     /* Redis: meta and totals. */
     vd__progress_phase(&pr, "count", -1);
@@ -174,6 +385,12 @@ vd_err vd_task_export(const vd_task_ctx *ctx, const vd_export_params *p,
     }
     if (e)
         goto out;
+    if (meta.dim <= 0) {
+        e = vd_seterr(errstr, errstr_size, VD_ERR_BAD_FIELD,
+                      "%s:meta says dim %d: an artifact needs the embeddings' dimension",
+                      ctx->ns, meta.dim);
+        goto out;
+    }
     vd_store_counts totals;
     memset(&totals, 0, sizeof totals);
     if ((e = vd_store_count(s, ctx->ns, &totals, errstr, errstr_size)))
@@ -203,6 +420,13 @@ vd_err vd_task_export(const vd_task_ctx *ctx, const vd_export_params *p,
         goto out;
     if ((e = vd_writer_open(p->format, tmp_path, &info, &w, errstr, errstr_size)))
         goto out;
+    /* Tells remove_stale_temps of other exports that this file is alive (the
+     * CSV writer only creates it at close: its spill directory has the PID). */
+    lock_fd = open(tmp_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (lock_fd >= 0 && flock(lock_fd, LOCK_SH | LOCK_NB) != 0) {
+        close(lock_fd);
+        lock_fd = -1;
+    }
 
     vd__progress_phase(&pr, "export", totals.documents);
     if ((e = vd_store_iter_new(s, ctx->ns, p->include_files, EXPORT_ITER_BATCH, &it, errstr,
@@ -217,10 +441,21 @@ vd_err vd_task_export(const vd_task_ctx *ctx, const vd_export_params *p,
             goto out;
         }
         bool done = false;
-        if ((e = vd_store_iter_next(it, &g, &done, errstr, errstr_size)))
+        if ((e = vd_store_iter_next(it, &g, &done, errstr, errstr_size))) {
+            if (e == VD_ERR_BAD_DIM && errstr && errstr_size) {
+                /* An embedding whose length is not a multiple of 4 bytes. */
+                char why[512];
+                snprintf(why, sizeof why, "%s", errstr);
+                vd_seterr(errstr, errstr_size, e,
+                          "%s; the store cannot read that chunk, so it cannot be skipped: "
+                          "run validate (EMBEDDING_DIM) and re-embed or delete it",
+                          why);
+            }
             goto out;
+        }
         if (done)
             break;
+        drop_unexportable(ctx, p->include_files, (size_t)meta.dim, &g, res);
         e = vd_writer_put(w, &g, errstr, errstr_size);
         vd_docgroup_clear(&g);
         if (e)
@@ -294,11 +529,20 @@ vd_err vd_task_export(const vd_task_ctx *ctx, const vd_export_params *p,
     res->counts = wres.counts;
     res->duration_ms = vd_mono_ms() - t0;
     vd_log(VD_LOG_INFO, "export done", "task=%s ns=%s artifact=%s documents=%lld chunks=%lld "
-           "bytes=%lld duration_ms=%lld",
+           "bytes=%lld duration_ms=%lld skipped_chunks=%lld skipped_files=%lld",
            ctx->task_id ? ctx->task_id : "-", ctx->ns, name, (long long)wres.counts.documents,
-           (long long)wres.counts.chunks, (long long)wres.bytes, (long long)res->duration_ms);
+           (long long)wres.counts.chunks, (long long)wres.bytes, (long long)res->duration_ms,
+           (long long)res->skipped_chunks, (long long)res->skipped_files);
+    if (res->skipped_chunks || res->skipped_files)
+        vd_log(VD_LOG_WARN, "export left records out",
+               "task=%s ns=%s artifact=%s skipped_chunks=%lld skipped_files=%lld "
+               "(see the task's warnings; validate reports them)",
+               ctx->task_id ? ctx->task_id : "-", ctx->ns, name,
+               (long long)res->skipped_chunks, (long long)res->skipped_files);
 
 out:
+    if (lock_fd >= 0)
+        close(lock_fd);
     vd_docgroup_clear(&g);
     vd_store_iter_destroy(it);
     vd_writer_destroy(w); /* removes the temp file when not closed */

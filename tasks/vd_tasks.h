@@ -74,9 +74,27 @@ typedef struct vd_export_result {
     char sha256[65];
     vd_counts counts;
     int64_t duration_ms;
-    vd_issues warnings;           /* verify_first findings */
+    vd_issues warnings;           /* verify_first findings, then one WARNING per
+                                     skipped record (EXPORT_SKIPPED_CHUNK /
+                                     EXPORT_SKIPPED_FILE, key = the Redis key) */
+    int64_t skipped_chunks;       /* chunks left out: no embedding, wrong dim,
+                                     NaN/Inf, invalid id, doc_id or seq order */
+    int64_t skipped_files;        /* files left out: size or SHA-256 differs from
+                                     the document's (the document is exported) */
 } vd_export_result;
 
+/*
+ * Exports what can be represented validly and says what it left out: a chunk
+ * without an embedding, with a dimension other than NS:meta's, with NaN/Inf,
+ * with an invalid id, a doc_id other than its document's or a seq out of
+ * order is skipped (its document's chunk_count is then the number exported);
+ * a file whose size or SHA-256 differs from its document's is skipped (the
+ * document is exported without it). Each skip is a WARNING in res->warnings
+ * and is counted in skipped_chunks / skipped_files. Before writing, stale
+ * temp files of an earlier export killed in the destination directory
+ * (".NAME.tmp-PID-RAND" whose PID no longer exists) are removed.
+ * @returns VD_ERR_OK, or the error with errstr; no artifact is left on error.
+ */
 vd_err vd_task_export(const vd_task_ctx *ctx, const vd_export_params *p,
                       vd_export_result *res, char *errstr, size_t errstr_size);
 void vd_export_result_free(vd_export_result *r);

@@ -1,20 +1,25 @@
 /*
  * test_export.c - the export task against a real Redis: every format,
  * naming, atomic placement (no temp file ever visible), manifest, failures
- * (no meta, unwritable volume, file-size limit, Redis unreachable, cancel)
- * and a 20k-chunk timing with peak RSS.
+ * (no meta, unwritable volume, file-size limit, Redis unreachable, cancel),
+ * the policy for defective data (skipped with warnings, the artifact still
+ * imports), stale temp files of killed exports, and a 20k-chunk timing with
+ * peak RSS.
  */
 #include "vd_test.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -523,6 +528,330 @@ static void test_export_verify_first(void **state) {
     free(dir);
 }
 
+/* ---- defective data: skipped, said loudly, the artifact still imports ---- */
+
+static void redis_ok(vd_store *s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(vd_store_redis(s), fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR)
+        print_message("redis: %s\n", r->str);
+    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+}
+
+static long long redis_int(vd_store *s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(vd_store_redis(s), fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* The document id inside "NS:chunk:{DOC}:..." / "NS:file:{DOC}". */
+static void key_doc(const char *key, char *out, size_t n) {
+    const char *a = strchr(key, '{'), *b = a ? strchr(a, '}') : NULL;
+    assert_non_null(b);
+    snprintf(out, n, "%.*s", (int)(b - a - 1), a + 1);
+}
+
+static void test_export_skips_defects(void **state) {
+    (void)state;
+    VD_NEED_REDIS();
+    vd_store *s = connect_store();
+    char ns[96], ns2[96];
+    snprintf(ns, sizeof ns, "%s", vd_test_ns("defects"));
+    vd_seed_conf sc;
+    memset(&sc, 0, sizeof sc);
+    sc.documents = 20;
+    sc.chunks_per_doc = 3;
+    sc.dim = 8;
+    sc.text_bytes = 80;
+    sc.with_files = true;
+    sc.file_bytes = 200;
+    sc.seed = 7;
+    sc.missing_embeddings = 2;
+    sc.wrong_dims = 2;
+    sc.nans = 1;
+    vd_store_counts wr;
+    char err[512] = "";
+    assert_int_equal(vd_store_seed(s, ns, &sc, &wr, err, sizeof err), VD_ERR_OK);
+    /* Two files that do not match their documents: one byte changed (SHA-256),
+     * one byte more with no sha256 on the document (size). */
+    redis_ok(s, "SETRANGE %s:file:{doc-000010} 5 Z", ns);
+    redis_ok(s, "HSET %s:doc:{doc-000011} sha256 %s", ns, "");
+    redis_ok(s, "APPEND %s:file:{doc-000011} x", ns);
+    char *dir = vd_test_tmpdir();
+    static const struct {
+        vd_format fmt;
+        bool compress;
+    } kinds[] = {{VD_FMT_JSONL, false}, {VD_FMT_JSONL, true}, {VD_FMT_CSV, false},
+                 {VD_FMT_AVRO, false}};
+    for (size_t k = 0; k < 4; k++) {
+        char tid[32];
+        snprintf(tid, sizeof tid, "defect%02zu", k);
+        vd_task_ctx ctx = make_ctx(dir, ns, tid);
+        vd_export_params p;
+        memset(&p, 0, sizeof p);
+        p.format = kinds[k].fmt;
+        p.compress = kinds[k].compress;
+        p.include_files = true;
+        vd_export_result res;
+        vd_err e = vd_task_export(&ctx, &p, &res, err, sizeof err);
+        if (e)
+            print_message("export %s: %s: %s\n", vd_format_name(p.format), vd_err_name(e), err);
+        assert_int_equal(e, VD_ERR_OK);
+        assert_int_equal(res.skipped_chunks, 5);
+        assert_int_equal(res.skipped_files, 2);
+        assert_int_equal(res.warnings.total, 7);
+        assert_int_equal(res.warnings.n, 7);
+        assert_int_equal(res.counts.documents, 20);
+        assert_int_equal(res.counts.chunks, 60 - 5);
+        assert_int_equal(res.counts.files, 20 - 2);
+        int nchunk = 0, nfile = 0, why_none = 0, why_dim = 0, why_nan = 0;
+        for (size_t i = 0; i < res.warnings.n; i++) {
+            const vd_issue *is = &res.warnings.items[i];
+            assert_int_equal(is->severity, VD_SEV_WARNING);
+            if (!strcmp(is->code, "EXPORT_SKIPPED_CHUNK")) {
+                nchunk++;
+                char want[160];
+                snprintf(want, sizeof want, "%s:chunk:{", ns);
+                assert_memory_equal(is->key, want, strlen(want));
+                assert_non_null(strstr(is->key, "}:c0000"));
+                why_none += strstr(is->message, "no embedding") != NULL;
+                why_dim += strstr(is->message, "7 floats") != NULL;
+                why_nan += strstr(is->message, "NaN") != NULL;
+            } else {
+                assert_string_equal(is->code, "EXPORT_SKIPPED_FILE");
+                char k10[160], k11[160];
+                snprintf(k10, sizeof k10, "%s:file:{doc-000010}", ns);
+                snprintf(k11, sizeof k11, "%s:file:{doc-000011}", ns);
+                assert_true(!strcmp(is->key, k10) || !strcmp(is->key, k11));
+                assert_non_null(strstr(is->message, !strcmp(is->key, k10) ? "SHA-256" : "201 bytes"));
+                nfile++;
+            }
+        }
+        assert_int_equal(nchunk, 5);
+        assert_int_equal(nfile, 2);
+        assert_int_equal(why_none, 2);
+        assert_int_equal(why_dim, 2);
+        assert_int_equal(why_nan, 1);
+        print_message("%s%s: %lld chunks and %lld files skipped, e.g. %s %s: %s\n",
+                      vd_format_name(p.format), p.compress ? "+gz" : "",
+                      (long long)res.skipped_chunks, (long long)res.skipped_files,
+                      res.warnings.items[0].code, res.warnings.items[0].key,
+                      res.warnings.items[0].message);
+
+        /* The artifact imports cleanly into another namespace. */
+        snprintf(ns2, sizeof ns2, "%s", vd_test_ns("defects_in"));
+        vd_task_ctx ictx = make_ctx(dir, ns2, tid);
+        vd_import_params ip;
+        memset(&ip, 0, sizeof ip);
+        ip.source_path = res.path;
+        vd_limits_default(&ip.limits);
+        vd_import_result ir;
+        e = vd_task_import(&ictx, &ip, &ir, err, sizeof err);
+        if (e)
+            print_message("import %s: %s: %s\n", res.path, vd_err_name(e), err);
+        assert_int_equal(e, VD_ERR_OK);
+        assert_int_equal(ir.imported, 20);
+        assert_int_equal(ir.counts.chunks, 55);
+        assert_int_equal(ir.counts.files, 18);
+        vd_import_result_free(&ir);
+        /* Each document that lost a chunk says so in its chunk_count; the
+         * skipped chunk and files are not there. */
+        for (size_t i = 0; i < res.warnings.n; i++) {
+            const vd_issue *is = &res.warnings.items[i];
+            char doc[64];
+            key_doc(is->key, doc, sizeof doc);
+            vd_docgroup g;
+            memset(&g, 0, sizeof g);
+            assert_int_equal(vd_store_doc_get(s, ns2, doc, true, &g, err, sizeof err), VD_ERR_OK);
+            if (!strcmp(is->code, "EXPORT_SKIPPED_CHUNK")) {
+                assert_int_equal(g.nchunks, 2);
+                assert_int_equal(g.doc.chunk_count, 2);
+                assert_int_equal(redis_int(s, "EXISTS %s:chunk:{%s}:c0000", ns2, doc), 0);
+                assert_true(g.has_file);
+            } else {
+                assert_int_equal(g.nchunks, 3);
+                assert_false(g.has_file);
+                assert_int_equal(redis_int(s, "EXISTS %s:file:{%s}", ns2, doc), 0);
+            }
+            vd_docgroup_clear(&g);
+        }
+        drop(s, ns2);
+        vd_export_result_free(&res);
+    }
+    int hidden = 0;
+    assert_int_equal(count_entries(dir, &hidden), 8);
+    assert_int_equal(hidden, 0);
+    drop(s, ns);
+    vd_store_destroy(s);
+    rm_rf(dir);
+    free(dir);
+}
+
+/*
+ * An embedding whose length is not a multiple of 4 bytes: the store's reader
+ * refuses the whole window (VD_ERR_BAD_DIM), so the export cannot skip just
+ * that chunk yet. It fails naming the key and leaves nothing behind.
+ */
+static void test_export_odd_length_embedding(void **state) {
+    (void)state;
+    VD_NEED_REDIS();
+    vd_store *s = connect_store();
+    char ns[96];
+    snprintf(ns, sizeof ns, "%s", vd_test_ns("oddemb"));
+    seed(s, ns, 5, 2, 8, false);
+    redis_ok(s, "HSET %s:chunk:{doc-000002}:c0001 embedding abcdefg", ns);
+    char *dir = vd_test_tmpdir();
+    vd_task_ctx ctx = make_ctx(dir, ns, "oddemb01");
+    vd_export_params p;
+    memset(&p, 0, sizeof p);
+    vd_export_result res;
+    char err[1024] = "";
+    vd_err e = vd_task_export(&ctx, &p, &res, err, sizeof err);
+    print_message("odd-length embedding: %s: %s\n", vd_err_name(e), err);
+    assert_int_equal(e, VD_ERR_BAD_DIM);
+    assert_non_null(strstr(err, "{doc-000002}:c0001"));
+    assert_non_null(strstr(err, "validate"));
+    int hidden = 0;
+    assert_int_equal(count_entries(dir, &hidden), 0);
+    vd_export_result_free(&res);
+    drop(s, ns);
+    vd_store_destroy(s);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* ---- stale temp files of killed exports ----------------------------------- */
+
+static void touch(const char *dir, const char *name) {
+    char path[PATH_MAX * 2];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("partial", f);
+    fclose(f);
+}
+
+static bool exists_in(const char *dir, const char *name) {
+    char path[PATH_MAX * 2];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return lstat(path, &st) == 0;
+}
+
+/* A PID that certainly belonged to a process that has exited. */
+static pid_t dead_pid(void) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_int_equal(kill(pid, 0), -1);
+    return pid;
+}
+
+static void test_export_removes_stale_temps(void **state) {
+    (void)state;
+    VD_NEED_REDIS();
+    vd_store *s = connect_store();
+    char ns[96];
+    snprintf(ns, sizeof ns, "%s", vd_test_ns("stale"));
+    seed(s, ns, 5, 2, 8, false);
+    char *dir = vd_test_tmpdir();
+    char sub[PATH_MAX * 2];
+    snprintf(sub, sizeof sub, "%s/nightly", dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    long dead = (long)dead_pid(), live = (long)getppid();
+
+    char stale[6][160], keep[7][160];
+    /* ours, of a dead process: removed */
+    snprintf(stale[0], 160, ".vec-20260101T000000Z-abcd1234.jsonl.tmp-%ld-0123abcd", dead);
+    snprintf(stale[1], 160, ".vec-20260101T000000Z-abcd1234.jsonl.manifest.json.tmp-%ld-deadbeef", dead);
+    snprintf(stale[2], 160, ".x.csv.zip.tmp-%ld-00ff00ff.Ab12Cd", dead);      /* libzip's */
+    snprintf(stale[3], 160, "..x.csv.zip.tmp-%ld-00ff00ff.tmpQz09aB", dead);  /* CSV spill dir */
+    snprintf(stale[4], 160, ".in-sub.avro.tmp-%ld-00000001", dead);           /* in nightly/ */
+    snprintf(stale[5], 160, ".x.avro.tmp-%ld-0000000f", dead);
+    /* not ours, alive, or locked: kept */
+    snprintf(keep[0], 160, ".y.jsonl.tmp-%ld-0123abcd", live);
+    snprintf(keep[1], 160, "notes.tmp-%ld-0123abcd", dead);        /* not hidden */
+    snprintf(keep[2], 160, ".z.jsonl.tmp-%ld-0123abcX", dead);      /* not 8 hex */
+    snprintf(keep[3], 160, ".z.jsonl.tmp-%ld-0123abcd.bak", dead);  /* other suffix */
+    snprintf(keep[4], 160, ".locked.jsonl.tmp-%ld-11111111", dead); /* a live lock */
+    snprintf(keep[5], 160, ".hidden-user-file");
+    snprintf(keep[6], 160, ".w.jsonl.tmp--0123abcd");
+    touch(dir, stale[0]);
+    touch(dir, stale[1]);
+    touch(dir, stale[2]);
+    char spill[PATH_MAX * 2];
+    snprintf(spill, sizeof spill, "%s/%s", dir, stale[3]);
+    assert_int_equal(mkdir(spill, 0700), 0);
+    touch(spill, "documents.csv");
+    touch(spill, "chunks.csv");
+    touch(sub, stale[4]);
+    touch(dir, stale[5]);
+    for (int i = 0; i < 7; i++)
+        touch(dir, keep[i]);
+    char lpath[PATH_MAX * 2];
+    snprintf(lpath, sizeof lpath, "%s/%s", dir, keep[4]);
+    int lfd = open(lpath, O_RDONLY);
+    assert_true(lfd >= 0);
+    assert_int_equal(flock(lfd, LOCK_SH), 0);
+
+    vd_task_ctx ctx = make_ctx(dir, ns, "stale001");
+    vd_export_params p;
+    memset(&p, 0, sizeof p);
+    vd_export_result res;
+    char err[512] = "";
+    assert_int_equal(vd_task_export(&ctx, &p, &res, err, sizeof err), VD_ERR_OK);
+    vd_export_result_free(&res);
+    for (int i = 0; i < 6; i++) {
+        bool there = i == 4 ? exists_in(sub, stale[i]) : exists_in(dir, stale[i]);
+        if (i == 4)
+            assert_true(there); /* another directory: not touched by this export */
+        else {
+            if (there)
+                print_message("stale temp left: %s\n", stale[i]);
+            assert_false(there);
+        }
+    }
+    for (int i = 0; i < 7; i++) {
+        if (!exists_in(dir, keep[i]))
+            print_message("removed but should stay: %s\n", keep[i]);
+        assert_true(exists_in(dir, keep[i]));
+    }
+    /* An export into nightly/ cleans nightly/. */
+    p.destination = "nightly/n.jsonl";
+    ctx.task_id = "stale002";
+    assert_int_equal(vd_task_export(&ctx, &p, &res, err, sizeof err), VD_ERR_OK);
+    vd_export_result_free(&res);
+    assert_false(exists_in(sub, stale[4]));
+    assert_true(exists_in(sub, "n.jsonl"));
+    /* Once its holder is gone, the locked one goes too. */
+    close(lfd);
+    p.destination = NULL;
+    ctx.task_id = "stale003";
+    assert_int_equal(vd_task_export(&ctx, &p, &res, err, sizeof err), VD_ERR_OK);
+    vd_export_result_free(&res);
+    assert_false(exists_in(dir, keep[4]));
+    int hidden = 0;
+    /* 2 artifacts + 2 manifests + nightly/ + 6 kept */
+    assert_int_equal(count_entries(dir, &hidden), 2 * 2 + 1 + 6);
+    drop(s, ns);
+    vd_store_destroy(s);
+    rm_rf(dir);
+    free(dir);
+}
+
 typedef struct prog_log {
     int events, phase_changes;
     int64_t last_done, last_total;
@@ -599,6 +928,9 @@ int main(void) {
         cmocka_unit_test(test_export_write_fails_midway),
         cmocka_unit_test(test_export_cancel),
         cmocka_unit_test(test_export_verify_first),
+        cmocka_unit_test(test_export_skips_defects),
+        cmocka_unit_test(test_export_odd_length_embedding),
+        cmocka_unit_test(test_export_removes_stale_temps),
         cmocka_unit_test(test_export_20k_chunks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
