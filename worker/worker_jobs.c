@@ -287,8 +287,12 @@ static void run_export(job_run *r) {
         vd_task_event ev;
         memset(&ev, 0, sizeof ev);
         char msg[1200];
-        snprintf(msg, sizeof msg, "exported %lld documents, %lld chunks to %s",
-                 (long long)res.counts.documents, (long long)res.counts.chunks, res.path);
+        int n = snprintf(msg, sizeof msg, "exported %lld documents, %lld chunks to %s",
+                         (long long)res.counts.documents, (long long)res.counts.chunks, res.path);
+        if ((res.skipped_chunks || res.skipped_files) && n > 0 && (size_t)n < sizeof msg)
+            snprintf(msg + n, sizeof msg - (size_t)n,
+                     "; skipped %lld chunks and %lld files that cannot be restored (see warnings)",
+                     (long long)res.skipped_chunks, (long long)res.skipped_files);
         ev.message = msg;
         ev.phase = "done";
         ev.result_kind = VD_RESULT_EXPORT;
