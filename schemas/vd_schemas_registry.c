@@ -337,7 +337,7 @@ static vd_err walk(vd__walk *w, avro_schema_t s, size_t depth, char *errstr,
                    size_t errstr_size) {
     vd_err e;
     int64_t v;
-    size_t n;
+    size_t n = 0;
 
     s = resolve(s);
     if (!s)

@@ -734,7 +734,8 @@ static void test_export_odd_length_embedding(void **state) {
 
 static void touch(const char *dir, const char *name) {
     char path[PATH_MAX * 2];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+    assert_true(n > 0 && (size_t)n < sizeof path);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs("partial", f);
@@ -744,7 +745,8 @@ static void touch(const char *dir, const char *name) {
 static bool exists_in(const char *dir, const char *name) {
     char path[PATH_MAX * 2];
     struct stat st;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+    assert_true(n > 0 && (size_t)n < sizeof path);
     return lstat(path, &st) == 0;
 }
 
