@@ -9,6 +9,7 @@
  * failing part-way (file-size limit) leaking nothing and leaving no file.
  */
 #include "vd_test.h"
+#include "vd_test_data.h"
 #include "vd_formats.h"
 
 #include <dirent.h>
@@ -28,167 +29,18 @@
 
 /* ---- a deterministic dataset ------------------------------------------ */
 
-static char *xstrdup(const char *s) {
-    char *p = vd_strdup(s);
-    assert_non_null(p);
-    return p;
-}
-
-static char *xfmt(const char *fmt, int a, int b) {
-    char buf[256];
-    snprintf(buf, sizeof buf, fmt, a, b);
-    return xstrdup(buf);
-}
-
-static void set_text(vd_chunk *c, const char *t, size_t n) {
-    c->text = malloc(n + 1);
-    assert_non_null(c->text);
-    memcpy(c->text, t, n);
-    c->text[n] = 0;
-    c->text_len = n;
-}
-
-static float val(int i, int j, int k) {
-    switch ((i + j + k) % 9) {
-    case 0:
-        return -0.0f;
-    case 1:
-        return 1e-45f; /* smallest denormal */
-    case 2:
-        return 3.4028235e38f;
-    case 3:
-        return 0.1f;
-    default:
-        return sinf((float)(i * 31 + j * 7 + k)) * 0.37f;
-    }
-}
-
-/* Document i with nchunks chunks; a binary file when with_file. */
-static void mk_group(vd_docgroup *g, int i, int nchunks, int dim, bool with_file) {
-    memset(g, 0, sizeof *g);
-    g->doc.id = xfmt("doc-%d", i, 0);
-    g->doc.title = xfmt("Title %d, with \"quotes\" and\r\nnew lines", i, 0);
-    g->doc.source = xfmt("s3://bucket/x,%d.pdf", i, 0);
-    g->doc.content_type = xstrdup("application/pdf");
-    g->doc.created_at = 1700000000000LL + i;
-    g->doc.updated_at = 1700000001000LL + i;
-    g->doc.chunk_count = nchunks;
-    g->doc.metadata = xstrdup(i % 2 ? "{}" : "{\"k\":\"v,\\\"q\\\"\",\"n\":[1,2]}");
-    for (int j = 0; j < nchunks; j++) {
-        vd_chunk *c = vd_docgroup_add_chunk(g);
-        assert_non_null(c);
-        c->id = xfmt("doc-%d.c%d", i, j);
-        c->doc_id = xstrdup(g->doc.id);
-        c->seq = j;
-        switch (j % 6) {
-        case 0:
-            set_text(c, "plain text", 10);
-            break;
-        case 1:
-            set_text(c, "h\xc3\xa9llo w\xc3\xb6rld \xe2\x80\x94 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x8e\x89", 27);
-            break;
-        case 2:
-            set_text(c, "a,b\"c\"\r\nnext\nline\rcr,\"", 22);
-            break;
-        case 3:
-            set_text(c, "ab\0cd\0", 6);
-            break;
-        case 4:
-            set_text(c, "\xff\xfe ok \xc3", 7);
-            break;
-        default:
-            set_text(c, "", 0);
-            break;
-        }
-        c->dim = (size_t)dim;
-        c->embedding = malloc((size_t)(dim ? dim : 1) * sizeof(float));
-        assert_non_null(c->embedding);
-        for (int k = 0; k < dim; k++)
-            c->embedding[k] = val(i, j, k);
-        c->metadata = xstrdup(j % 2 ? "{}" : "{\"page\":3,\"s\":\"x,y\"}");
-    }
-    if (with_file) {
-        size_t n = i % 3 == 2 ? 0 : (size_t)(1000 + i);
-        g->has_file = true;
-        g->file.doc_id = xstrdup(g->doc.id);
-        g->file.data = malloc(n ? n : 1);
-        assert_non_null(g->file.data);
-        for (size_t k = 0; k < n; k++)
-            g->file.data[k] = (unsigned char)((k * 7 + (size_t)i) & 0xff);
-        g->file.len = n;
-        char hex[65];
-        vd_sha256_hex(g->file.data, n, hex);
-        g->doc.sha256 = xstrdup(hex);
-        g->doc.size = (int64_t)n;
-    } else {
-        g->doc.sha256 = xstrdup("");
-    }
-}
-
-static void info_init(vd_artifact_info *info, int dim, bool files) {
-    memset(info, 0, sizeof *info);
-    info->tool_version = "0.1.0-test";
-    info->task_id = "task-123";
-    info->ns = "vec";
-    info->created_at = 1700000000123LL;
-    info->meta.schema_version = 1;
-    info->meta.dim = dim;
-    info->meta.model = (char *)"text-embedding-3-small";
-    info->meta.distance = (char *)"COSINE";
-    info->meta.created_at = 1690000000000LL;
-    info->include_files = files;
-    info->compress = true;
-}
-
-static void assert_str_eq(const char *a, const char *b) {
-    assert_string_equal(a ? a : "", b ? b : "");
-}
-
-static void assert_group_eq(const vd_docgroup *a, const vd_docgroup *b, bool files) {
-    assert_str_eq(a->doc.id, b->doc.id);
-    assert_str_eq(a->doc.title, b->doc.title);
-    assert_str_eq(a->doc.source, b->doc.source);
-    assert_str_eq(a->doc.content_type, b->doc.content_type);
-    assert_str_eq(a->doc.sha256, b->doc.sha256);
-    assert_str_eq(a->doc.metadata, b->doc.metadata);
-    assert_true(a->doc.size == b->doc.size);
-    assert_true(a->doc.created_at == b->doc.created_at);
-    assert_true(a->doc.updated_at == b->doc.updated_at);
-    assert_true(a->doc.chunk_count == b->doc.chunk_count);
-    assert_int_equal(a->nchunks, b->nchunks);
-    for (size_t j = 0; j < a->nchunks; j++) {
-        const vd_chunk *x = &a->chunks[j], *y = &b->chunks[j];
-        assert_str_eq(x->id, y->id);
-        assert_str_eq(x->doc_id, y->doc_id);
-        assert_true(x->seq == y->seq);
-        assert_int_equal(x->text_len, y->text_len);
-        assert_memory_equal(x->text, y->text, x->text_len);
-        assert_int_equal(x->dim, y->dim);
-        assert_memory_equal(x->embedding, y->embedding, x->dim * sizeof(float)); /* bit-exact */
-        assert_str_eq(x->metadata, y->metadata);
-    }
-    if (files && a->has_file) {
-        assert_true(b->has_file);
-        assert_int_equal(a->file.len, b->file.len);
-        assert_memory_equal(a->file.data, b->file.data, a->file.len);
-        assert_str_eq(a->file.doc_id, b->file.doc_id);
-    } else {
-        assert_false(b->has_file);
-    }
-}
-
 static char *tmpdir;
 
 static char *tpath(const char *name) {
     char buf[1024];
     snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
-    return xstrdup(buf);
+    return vd_test_xstrdup(buf);
 }
 
 static void write_groups(const char *path, vd_docgroup *gs, int n, int dim, bool files,
                          vd_writer_result *res_out) {
     vd_artifact_info info;
-    info_init(&info, dim, files);
+    vd_test_info_init(&info, dim, files);
     char err[512] = "";
     vd_writer *w = NULL;
     assert_int_equal(vd_writer_open(VD_FMT_AVRO, path, &info, &w, err, sizeof err), VD_ERR_OK);
@@ -213,7 +65,7 @@ static void write_groups(const char *path, vd_docgroup *gs, int n, int dim, bool
 
 static void make_set(vd_docgroup *gs, int n, int dim, bool files) {
     for (int i = 0; i < n; i++)
-        mk_group(&gs[i], i, i == 3 ? 0 : 7 + i, dim, files && i != 1);
+        vd_test_mk_group(&gs[i], i, i == 3 ? 0 : 7 + i, dim, files && i != 1);
 }
 
 static void free_set(vd_docgroup *gs, int n) {
@@ -262,7 +114,7 @@ static vd_err read_all(const char *path, const void *mem, size_t len, const vd_l
             break;
         if (expect) {
             assert_true(i < n);
-            assert_group_eq(&expect[i], &g, files);
+            vd_test_assert_group_eq(&expect[i], &g, files);
         }
         i++;
         vd_docgroup_clear(&g);
@@ -347,7 +199,7 @@ static void test_big_record(void **state) {
     free(gs[1].file.data);
     gs[1].has_file = true;
     if (!gs[1].file.doc_id)
-        gs[1].file.doc_id = xstrdup(gs[1].doc.id);
+        gs[1].file.doc_id = vd_test_xstrdup(gs[1].doc.id);
     gs[1].file.data = malloc(n);
     for (size_t k = 0; k < n; k++)
         gs[1].file.data[k] = (unsigned char)(k * 2654435761u >> 24);
@@ -355,7 +207,7 @@ static void test_big_record(void **state) {
     char hex[65];
     vd_sha256_hex(gs[1].file.data, n, hex);
     free(gs[1].doc.sha256);
-    gs[1].doc.sha256 = xstrdup(hex);
+    gs[1].doc.sha256 = vd_test_xstrdup(hex);
     gs[1].doc.size = (int64_t)n;
     char *path = tpath("big.avro");
     write_groups(path, gs, 3, DIM, true, NULL);
@@ -459,7 +311,7 @@ static void test_writer_refuses_existing(void **state) {
     char *path = tpath("exists.avro");
     spit(path, "x", 1);
     vd_artifact_info info;
-    info_init(&info, DIM, false);
+    vd_test_info_init(&info, DIM, false);
     char err[512];
     vd_writer *w = NULL;
     assert_int_equal(vd_writer_open(VD_FMT_AVRO, path, &info, &w, err, sizeof err),
@@ -746,11 +598,11 @@ static void t_nan(vd_docgroup *g) { g->chunks[1].embedding[3] = NAN; }
 static void t_inf(vd_docgroup *g) { g->chunks[1].embedding[0] = INFINITY; }
 static void t_ref(vd_docgroup *g) {
     free(g->chunks[2].doc_id);
-    g->chunks[2].doc_id = xstrdup("ghost");
+    g->chunks[2].doc_id = vd_test_xstrdup("ghost");
 }
 static void t_badid(vd_docgroup *g) {
     free(g->doc.id);
-    g->doc.id = xstrdup("no spaces allowed");
+    g->doc.id = vd_test_xstrdup("no spaces allowed");
 }
 static void t_filesum(vd_docgroup *g) {
     /* The document's sha256 no longer matches its file. */
@@ -777,14 +629,14 @@ static void test_writer_rss(void **state) {
     long before = vd_test_peak_rss_kb();
     char *path = tpath("rss.avro");
     vd_artifact_info info;
-    info_init(&info, BIG, false);
+    vd_test_info_init(&info, BIG, false);
     char err[512];
     vd_writer *w = NULL;
     assert_int_equal(vd_writer_open(VD_FMT_AVRO, path, &info, &w, err, sizeof err), VD_ERR_OK);
     int64_t t0 = vd_mono_ms();
     for (int i = 0; i < DOCS; i++) {
         vd_docgroup g;
-        mk_group(&g, i, PER, BIG, false);
+        vd_test_mk_group(&g, i, PER, BIG, false);
         assert_int_equal(vd_writer_put(w, &g, err, sizeof err), VD_ERR_OK);
         vd_docgroup_clear(&g);
     }
@@ -838,11 +690,11 @@ static void fill_random(unsigned char *p, size_t n, uint32_t seed) {
 
 /* One document with one file of n incompressible bytes. */
 static void mk_file_group(vd_docgroup *g, int i, size_t n) {
-    mk_group(g, i, 3, DIM, true);
+    vd_test_mk_group(g, i, 3, DIM, true);
     free(g->file.data);
     g->has_file = true;
     if (!g->file.doc_id)
-        g->file.doc_id = xstrdup(g->doc.id);
+        g->file.doc_id = vd_test_xstrdup(g->doc.id);
     g->file.data = malloc(n);
     assert_non_null(g->file.data);
     fill_random(g->file.data, n, (uint32_t)i * 7919u + 17u);
@@ -850,7 +702,7 @@ static void mk_file_group(vd_docgroup *g, int i, size_t n) {
     char hex[65];
     vd_sha256_hex(g->file.data, n, hex);
     free(g->doc.sha256);
-    g->doc.sha256 = xstrdup(hex);
+    g->doc.sha256 = vd_test_xstrdup(hex);
     g->doc.size = (int64_t)n;
 }
 
@@ -862,7 +714,7 @@ static void mk_file_group(vd_docgroup *g, int i, size_t n) {
 static vd_err write_limited(const char *path, int ndocs, size_t file_len, const char **where,
                             char *err, size_t errsz) {
     vd_artifact_info info;
-    info_init(&info, DIM, true);
+    vd_test_info_init(&info, DIM, true);
     vd_writer *w = NULL;
     assert_int_equal(vd_writer_open(VD_FMT_AVRO, path, &info, &w, err, errsz), VD_ERR_OK);
     vd_docgroup gs[8];
