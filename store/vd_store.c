@@ -91,6 +91,7 @@ static vd_err store_open(vd_store *s, char *errstr, size_t errstr_size) {
     if (s->c)
         redisFree(s->c);
     s->broken = false;
+    s->inflight = 0;
     s->c = redisConnectWithTimeout(s->host, s->port, tv);
     if (!s->c) {
         s->broken = true;
@@ -672,11 +673,14 @@ static void doc_undo(vd_store *s, const doc_keys *nk) {
     argv_free(&a);
 }
 
-vd_err vd_store_doc_put(vd_store *s, const char *ns, const vd_docgroup *g, size_t dim,
-                        bool replace, char *errstr, size_t errstr_size) {
+/*
+ * The WATCH/MULTI/EXEC write of one validated document, two round trips:
+ * the fallback of doc_put_batch when the server refuses scripts.
+ */
+static vd_err doc_put_watch(vd_store *s, const char *ns, const vd_docgroup *g,
+                            vd_store_put_mode mode, char *errstr, size_t errstr_size) {
     vd_err e;
-    if ((e = vd__ns_check(ns, errstr, errstr_size)) || (e = doc_validate(g, dim, errstr, errstr_size)))
-        return e;
+    const bool replace = mode == VD_STORE_PUT_REPLACE;
     if ((e = vd__store_ready(s, errstr, errstr_size)))
         return e;
 
@@ -783,6 +787,14 @@ vd_err vd_store_doc_put(vd_store *s, const char *ns, const vd_docgroup *g, size_
                 store_unwatch(s, NULL, 0);
                 goto done;
             }
+        }
+        if (mode == VD_STORE_PUT_IF_ABSENT && !type_is(rep[2], "none")) {
+            /* The doc hash is WATCHed: one created after this check aborts
+             * EXEC and the retry sees it. */
+            e = vd_seterr(errstr, errstr_size, VD_ERR_CONFLICT,
+                          "%s already exists; nothing written", nk.doc);
+            store_unwatch(s, NULL, 0);
+            goto done;
         }
         doc_keys_free(&ok_keys);
         if (replace && (e = old_chunk_keys(ns, id, rep[nrep - 1], &ok_keys, errstr, errstr_size))) {
@@ -941,6 +953,390 @@ done:
     free(nums);
     free(blob);
     return e;
+}
+
+/*
+ * The doc-put script: KEYS = NS:docs, doc hash, chunk zset, file, then one
+ * chunk key per chunk; ARGV = mode ("0" merge, "1" replace, "2" if absent),
+ * has_file, the chunk key prefix "NS:chunk:{DOC}:", the file bytes, the 10
+ * doc fields (id title source content_type size sha256 created_at
+ * updated_at chunk_count metadata), then per chunk id seq text embedding
+ * metadata. It checks every type first and only then writes, so a refusal
+ * writes nothing; once a script has written, Redis does not stop it for
+ * maxmemory, so it never stops half way. Returns 1 written, 0 exists.
+ * The usual case of an import, none of the document's keys there yet, costs
+ * one EXISTS instead of a TYPE per key and needs no DEL. DEL, EXISTS and
+ * ZADD go in slices: unpack() has a stack limit.
+ */
+static const char doc_put_lua[] =
+    "local want = {'set', 'hash', 'zset', 'string'}\n"
+    "local function bad(i)\n"
+    "  local t = redis.call('TYPE', KEYS[i]).ok\n"
+    "  local w = want[i] or 'hash'\n"
+    "  if t ~= 'none' and t ~= w then\n"
+    "    return 'WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. t .. ', expected a ' .. w ..\n"
+    "      '; nothing written'\n"
+    "  end\n"
+    "end\n"
+    "local e = bad(1)\n"
+    "if e then return redis.error_reply(e) end\n"
+    "local mode, has_file = ARGV[1], ARGV[2]\n"
+    "local present = 0\n"
+    "for j = 2, #KEYS, 1000 do\n"
+    "  present = present + redis.call('EXISTS', unpack(KEYS, j, math.min(j + 999, #KEYS)))\n"
+    "end\n"
+    "if present > 0 then\n"
+    "  for i = 2, #KEYS do\n"
+    "    e = bad(i)\n"
+    "    if e then return redis.error_reply(e) end\n"
+    "  end\n"
+    "  if mode == '2' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end\n"
+    "  local dels = {KEYS[2], KEYS[3]}\n"
+    "  if mode == '1' or has_file == '1' then dels[#dels + 1] = KEYS[4] end\n"
+    "  if mode == '1' then\n"
+    "    local old = redis.call('ZRANGE', KEYS[3], 0, -1)\n"
+    "    for j = 1, #old do dels[#dels + 1] = ARGV[3] .. old[j] end\n"
+    "  end\n"
+    "  for i = 5, #KEYS do dels[#dels + 1] = KEYS[i] end\n"
+    "  for j = 1, #dels, 1000 do\n"
+    "    redis.call('DEL', unpack(dels, j, math.min(j + 999, #dels)))\n"
+    "  end\n"
+    "end\n"
+    "redis.call('HSET', KEYS[2], 'id', ARGV[5], 'title', ARGV[6], 'source', ARGV[7],\n"
+    "  'content_type', ARGV[8], 'size', ARGV[9], 'sha256', ARGV[10], 'created_at', ARGV[11],\n"
+    "  'updated_at', ARGV[12], 'chunk_count', ARGV[13], 'metadata', ARGV[14])\n"
+    "local nch = #KEYS - 4\n"
+    "for j = 1, nch, 500 do\n"
+    "  local z = {}\n"
+    "  for k = j, math.min(j + 499, nch) do\n"
+    "    local b = 14 + (k - 1) * 5\n"
+    "    z[#z + 1] = ARGV[b + 2]\n"
+    "    z[#z + 1] = ARGV[b + 1]\n"
+    "  end\n"
+    "  redis.call('ZADD', KEYS[3], unpack(z))\n"
+    "end\n"
+    "for k = 1, nch do\n"
+    "  local b = 14 + (k - 1) * 5\n"
+    "  redis.call('HSET', KEYS[4 + k], 'id', ARGV[b + 1], 'doc_id', ARGV[5], 'seq', ARGV[b + 2],\n"
+    "    'text', ARGV[b + 3], 'embedding', ARGV[b + 4], 'metadata', ARGV[b + 5])\n"
+    "end\n"
+    "if has_file == '1' then redis.call('SET', KEYS[4], ARGV[4]) end\n"
+    "redis.call('SADD', KEYS[1], ARGV[5])\n"
+    "return 1\n";
+
+static bool reply_starts(const redisReply *r, const char *prefix) {
+    size_t n = strlen(prefix);
+    return r->type == REDIS_REPLY_ERROR && r->len >= n && memcmp(r->str, prefix, n) == 0;
+}
+
+/*
+ * SCRIPT LOAD of doc_put_lua into s->script_sha. A server that refuses
+ * scripts (ACL NOPERM, command renamed away) sets s->scripts_refused and
+ * returns OK: the callers then take the WATCH path.
+ */
+static vd_err store_script_load(vd_store *s, char *errstr, size_t errstr_size) {
+    const char *argv[3] = {"SCRIPT", "LOAD", doc_put_lua};
+    size_t lens[3] = {6, 4, sizeof doc_put_lua - 1};
+    redisReply *r = NULL;
+    vd_err e = store_cmd(s, 3, argv, lens, &r, errstr, errstr_size);
+    if (e)
+        return e;
+    if (r->type == REDIS_REPLY_STRING && r->len == 40) {
+        memcpy(s->script_sha, r->str, 40);
+        s->script_sha[40] = 0;
+    } else if (reply_starts(r, "NOPERM") || reply_starts(r, "ERR unknown command") ||
+               reply_starts(r, "ERR unknown subcommand")) {
+        s->scripts_refused = true;
+        vd_log(VD_LOG_WARN, "redis refuses scripts: writing documents with WATCH/MULTI/EXEC",
+               "host=%s port=%d", s->host, s->port);
+    } else {
+        e = vd__reply_err(r, "SCRIPT LOAD", NULL, errstr, errstr_size);
+    }
+    freeReplyObject(r);
+    return e;
+}
+
+/* Buffers reused across the documents of one batch. */
+typedef struct put_bufs {
+    argv_t a;
+    char (*keys)[VD__KEY_MAX]; /* chunk keys */
+    char (*nums)[24];          /* chunk seqs */
+    size_t cap;                /* slots in keys and nums */
+    unsigned char *blob;       /* every embedding of a document, LE */
+    size_t blob_cap;
+} put_bufs;
+
+static void put_bufs_free(put_bufs *b) {
+    argv_free(&b->a);
+    free(b->keys);
+    free(b->nums);
+    free(b->blob);
+    memset(b, 0, sizeof *b);
+}
+
+static bool put_bufs_reserve(put_bufs *b, size_t nchunks, size_t blob_bytes) {
+    if (nchunks > b->cap) {
+        void *k = realloc(b->keys, nchunks * sizeof *b->keys);
+        if (!k)
+            return false;
+        b->keys = k;
+        void *n = realloc(b->nums, nchunks * sizeof *b->nums);
+        if (!n)
+            return false;
+        b->nums = n;
+        b->cap = nchunks;
+    }
+    if (blob_bytes > b->blob_cap) {
+        void *p = realloc(b->blob, blob_bytes);
+        if (!p)
+            return false;
+        b->blob = p;
+        b->blob_cap = blob_bytes;
+    }
+    return true;
+}
+
+/* Appends EVALSHA for one validated document. */
+static vd_err put_append(vd_store *s, const char *ns, const vd_docgroup *g,
+                         vd_store_put_mode mode, put_bufs *b, char *errstr,
+                         size_t errstr_size) {
+    const vd_doc *d = &g->doc;
+    const char *id = d->id;
+    size_t blob_bytes = 0;
+    for (size_t i = 0; i < g->nchunks; i++)
+        blob_bytes += g->chunks[i].dim * 4;
+    if (!put_bufs_reserve(b, g->nchunks, blob_bytes + 1))
+        return vd_seterr(errstr, errstr_size, VD_ERR_NOMEM, "out of memory");
+    char docs[VD__KEY_MAX], doc[VD__KEY_MAX], zset[VD__KEY_MAX], file[VD__KEY_MAX],
+        prefix[VD__KEY_MAX], numkeys[24], size_s[24], cat_s[24], uat_s[24], cc_s[24];
+    size_t docs_len = vd__key_docs(docs, ns), doc_len = vd__key_doc(doc, ns, id),
+           zset_len = vd__key_zset(zset, ns, id), file_len = vd__key_file(file, ns, id),
+           prefix_len = vd__key_chunk(prefix, ns, id, "", 0);
+    snprintf(numkeys, sizeof numkeys, "%zu", 4 + g->nchunks);
+    snprintf(size_s, sizeof size_s, "%" PRId64, d->size);
+    snprintf(cat_s, sizeof cat_s, "%" PRId64, d->created_at);
+    snprintf(uat_s, sizeof uat_s, "%" PRId64, d->updated_at);
+    snprintf(cc_s, sizeof cc_s, "%zu", g->nchunks);
+    static const char *const mode_s[3] = {"0", "1", "2"};
+
+    argv_t *a = &b->a;
+    a->n = 0;
+    bool ok = argv_push(a, "EVALSHA", 7) && argv_push(a, s->script_sha, 40) &&
+              argv_pushs(a, numkeys) && argv_push(a, docs, docs_len) &&
+              argv_push(a, doc, doc_len) && argv_push(a, zset, zset_len) &&
+              argv_push(a, file, file_len);
+    for (size_t i = 0; ok && i < g->nchunks; i++) {
+        const vd_chunk *c = &g->chunks[i];
+        size_t kl = vd__key_chunk(b->keys[i], ns, id, c->id, strlen(c->id));
+        ok = argv_push(a, b->keys[i], kl);
+    }
+    ok = ok && argv_pushs(a, mode_s[mode]) && argv_pushs(a, g->has_file ? "1" : "0") &&
+         argv_push(a, prefix, prefix_len) &&
+         argv_push(a, g->has_file && g->file.data ? (const char *)g->file.data : "",
+                   g->has_file ? g->file.len : 0) &&
+         argv_pushs(a, id) && argv_pushs(a, d->title ? d->title : "") &&
+         argv_pushs(a, d->source ? d->source : "") &&
+         argv_pushs(a, d->content_type ? d->content_type : "") && argv_pushs(a, size_s) &&
+         argv_pushs(a, d->sha256 ? d->sha256 : "") && argv_pushs(a, cat_s) &&
+         argv_pushs(a, uat_s) && argv_pushs(a, cc_s) &&
+         argv_pushs(a, d->metadata ? d->metadata : "{}");
+    size_t off = 0;
+    for (size_t i = 0; ok && i < g->nchunks; i++) {
+        const vd_chunk *c = &g->chunks[i];
+        snprintf(b->nums[i], sizeof b->nums[i], "%" PRId64, c->seq);
+        vd_f32_to_le(b->blob + off, c->embedding, c->dim);
+        /* Binary arguments (text, embedding) carry their own length. */
+        ok = argv_pushs(a, c->id) && argv_pushs(a, b->nums[i]) &&
+             argv_push(a, c->text ? c->text : "", c->text ? c->text_len : 0) &&
+             argv_push(a, b->blob + off, c->dim * 4) &&
+             argv_pushs(a, c->metadata ? c->metadata : "{}");
+        off += c->dim * 4;
+    }
+    if (!ok) {
+        a->n = 0;
+        return vd_seterr(errstr, errstr_size, VD_ERR_NOMEM, "out of memory");
+    }
+    return argv_send(s, a, errstr, errstr_size);
+}
+
+/* Records a document's failure; errstr keeps the lowest-index one's text. */
+static void put_fail(vd_err *results, size_t i, vd_err e, const char *msg, size_t *first,
+                     char *errstr, size_t errstr_size) {
+    results[i] = e;
+    if (i < *first) {
+        *first = i;
+        if (errstr && errstr_size)
+            snprintf(errstr, errstr_size, "%s", msg);
+    }
+}
+
+/* Result of a document whose reply is still to be read (never returned). */
+#define PUT_PENDING VD_ERR__COUNT
+
+static size_t put_first_failed(const vd_err *results, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (results[i] != VD_ERR_OK && results[i] != PUT_PENDING)
+            return i;
+    return n;
+}
+
+/* Pushes hiredis's output buffer onto the socket. */
+static vd_err store_flush(vd_store *s, char *errstr, size_t errstr_size) {
+    int done = 0;
+    do {
+        if (redisBufferWrite(s->c, &done) != REDIS_OK)
+            return store_conn_err(s, "sending", errstr, errstr_size);
+    } while (!done);
+    return VD_ERR_OK;
+}
+
+vd_err vd_store_doc_put_batch_send(vd_store *s, const char *ns, const vd_docgroup *groups,
+                                   const vd_store_put_mode *modes, size_t n, size_t dim,
+                                   vd_err *results, char *errstr, size_t errstr_size) {
+    char msg[512];
+    size_t first = n, pending = 0;
+    vd_err e;
+    if (errstr && errstr_size)
+        errstr[0] = '\0';
+    if ((e = vd__ns_check(ns, msg, sizeof msg))) {
+        for (size_t i = 0; i < n; i++)
+            put_fail(results, i, e, msg, &first, errstr, errstr_size);
+        return e;
+    }
+    for (size_t i = 0; i < n; i++) {
+        vd_store_put_mode m = modes ? modes[i] : VD_STORE_PUT_MERGE;
+        if (m != VD_STORE_PUT_MERGE && m != VD_STORE_PUT_REPLACE && m != VD_STORE_PUT_IF_ABSENT)
+            e = vd_seterr(msg, sizeof msg, VD_ERR_INVALID_ARG, "unknown put mode %d", (int)m);
+        else
+            e = doc_validate(&groups[i], dim, msg, sizeof msg);
+        if (e) {
+            put_fail(results, i, e, msg, &first, errstr, errstr_size);
+        } else {
+            results[i] = PUT_PENDING;
+            pending++;
+        }
+    }
+    if (!pending)
+        return VD_ERR_OK;
+    if (s->inflight > 0 && (s->broken || !s->c || s->c->err)) {
+        /* Reconnecting now would make the batch in flight read our replies. */
+        e = store_conn_err(s, "connection lost with a batch in flight", msg, sizeof msg);
+        goto failed;
+    }
+    if ((e = vd__store_ready(s, msg, sizeof msg)) ||
+        (!s->script_sha[0] && !s->scripts_refused &&
+         (e = store_script_load(s, msg, sizeof msg))))
+        goto failed;
+    if (s->scripts_refused) {
+        /* No scripts: WATCH/MULTI/EXEC, document by document, now. */
+        for (size_t i = 0; i < n; i++) {
+            if (results[i] != PUT_PENDING)
+                continue;
+            vd_store_put_mode m = modes ? modes[i] : VD_STORE_PUT_MERGE;
+            results[i] = doc_put_watch(s, ns, &groups[i], m, msg, sizeof msg);
+            if (results[i])
+                put_fail(results, i, results[i], msg, &first, errstr, errstr_size);
+        }
+        return VD_ERR_OK;
+    }
+    /*
+     * SCRIPT LOAD heads every batch (2 KiB, microseconds): a server that
+     * restarted or flushed its script cache since the last batch has the
+     * script again before the first EVALSHA of this one.
+     */
+    put_bufs b;
+    memset(&b, 0, sizeof b);
+    const char *load[3] = {"SCRIPT", "LOAD", doc_put_lua};
+    size_t load_len[3] = {6, 4, sizeof doc_put_lua - 1};
+    if ((e = vd__store_append(s, 3, load, load_len, msg, sizeof msg)))
+        goto failed;
+    for (size_t i = 0; i < n; i++) {
+        if (results[i] != PUT_PENDING)
+            continue;
+        vd_store_put_mode m = modes ? modes[i] : VD_STORE_PUT_MERGE;
+        if ((e = put_append(s, ns, &groups[i], m, &b, msg, sizeof msg))) {
+            s->broken = true; /* part of the pipeline is queued: drop it */
+            put_bufs_free(&b);
+            goto failed;
+        }
+    }
+    put_bufs_free(&b);
+    if ((e = store_flush(s, msg, sizeof msg)))
+        goto failed; /* the connection is broken: nothing is in flight */
+    s->inflight++;
+    return VD_ERR_OK;
+
+failed:
+    /* Nothing of this batch reached Redis, or the connection is gone and
+     * nobody knows: either way, never in part. */
+    for (size_t i = 0; i < n; i++)
+        if (results[i] == PUT_PENDING)
+            put_fail(results, i, e, msg, &first, errstr, errstr_size);
+    return e;
+}
+
+vd_err vd_store_doc_put_batch_recv(vd_store *s, const char *ns, const vd_docgroup *groups,
+                                   size_t n, vd_err *results, char *errstr,
+                                   size_t errstr_size) {
+    char msg[512], key[VD__KEY_MAX];
+    size_t first = put_first_failed(results, n), pending = 0;
+    vd_err e = VD_ERR_OK;
+    redisReply *r = NULL;
+    for (size_t i = 0; i < n; i++)
+        pending += results[i] == PUT_PENDING;
+    if (!pending)
+        return first < n ? results[first] : VD_ERR_OK;
+    if (s->inflight > 0)
+        s->inflight--;
+    if (s->broken) { /* replies out of step or gone: do not read */
+        e = store_conn_err(s, "connection lost with a batch in flight", msg, sizeof msg);
+        goto lost;
+    }
+    if ((e = vd__store_read(s, 1, &r, msg, sizeof msg)))
+        goto lost;
+    /* A failed SCRIPT LOAD shows again in each EVALSHA's NOSCRIPT. */
+    freeReplyObject(r);
+    for (size_t i = 0; i < n; i++) {
+        if (results[i] != PUT_PENDING)
+            continue;
+        if ((e = vd__store_read(s, 1, &r, msg, sizeof msg)))
+            goto lost;
+        vd__key_doc(key, ns, groups[i].doc.id);
+        if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+            results[i] = VD_ERR_OK;
+        } else if (r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+            vd_seterr(msg, sizeof msg, VD_ERR_CONFLICT, "%s already exists; nothing written",
+                      key);
+            put_fail(results, i, VD_ERR_CONFLICT, msg, &first, errstr, errstr_size);
+        } else {
+            e = vd__reply_err(r, "EVALSHA", key, msg, sizeof msg);
+            put_fail(results, i, e, msg, &first, errstr, errstr_size);
+        }
+        freeReplyObject(r);
+    }
+    return first < n ? results[first] : VD_ERR_OK;
+
+lost:
+    /* Replies never read: written or not, nobody knows (never in part:
+     * each document is one script). */
+    for (size_t i = 0; i < n; i++)
+        if (results[i] == PUT_PENDING)
+            put_fail(results, i, e, msg, &first, errstr, errstr_size);
+    return results[first];
+}
+
+vd_err vd_store_doc_put_batch(vd_store *s, const char *ns, const vd_docgroup *groups,
+                              const vd_store_put_mode *modes, size_t n, size_t dim,
+                              vd_err *results, char *errstr, size_t errstr_size) {
+    vd_store_doc_put_batch_send(s, ns, groups, modes, n, dim, results, errstr, errstr_size);
+    return vd_store_doc_put_batch_recv(s, ns, groups, n, results, errstr, errstr_size);
+}
+
+vd_err vd_store_doc_put(vd_store *s, const char *ns, const vd_docgroup *g, size_t dim,
+                        bool replace, char *errstr, size_t errstr_size) {
+    vd_store_put_mode m = replace ? VD_STORE_PUT_REPLACE : VD_STORE_PUT_MERGE;
+    vd_err res = VD_ERR_OK;
+    return vd_store_doc_put_batch(s, ns, g, &m, 1, dim, &res, errstr, errstr_size);
 }
 
 vd_err vd_store_doc_get(vd_store *s, const char *ns, const char *doc_id, bool with_file,

@@ -66,10 +66,75 @@ vd_err vd_store_meta_put(vd_store *s, const char *ns, const vd_meta *m, char *er
  *         when !g->has_file) are left alone. chunk_count is written as
  *         g->nchunks; a chunk's doc_id may be NULL (the document's id) or
  *         must equal it; NULL metadata is written as "{}". A WATCHed key
- *         changed by another client makes it retry (8 times).
+ *         changed by another client makes it retry (8 times). Implemented as
+ *         vd_store_doc_put_batch with n=1 (a Lua script, atomic, no retry)
+ *         when the server allows scripts.
  */
 vd_err vd_store_doc_put(vd_store *s, const char *ns, const vd_docgroup *g, size_t dim,
                         bool replace, char *errstr, size_t errstr_size);
+/** How vd_store_doc_put_batch treats a document that may already exist. */
+typedef enum vd_store_put_mode {
+    /* As vd_store_doc_put with replace=false: the doc hash, the zset, the
+     * new chunk keys (and the file when the group has one) are overwritten;
+     * old chunks not in the new version, and an old file, are left alone. */
+    VD_STORE_PUT_MERGE = 0,
+    /* As replace=true: old chunks and old file are deleted in the same
+     * atomic step. */
+    VD_STORE_PUT_REPLACE = 1,
+    /* Written only when NS:doc:{ID} does not exist; otherwise nothing is
+     * touched and the document's result is VD_ERR_CONFLICT. The check and
+     * the write are one atomic step (no window for a concurrent writer). */
+    VD_STORE_PUT_IF_ABSENT = 2
+} vd_store_put_mode;
+
+/**
+ * @brief Writes n documents, each atomically, in one pipelined round trip.
+ * @param modes one mode per document, or NULL for VD_STORE_PUT_MERGE.
+ * @param results n slots, filled for every document: VD_ERR_OK (written),
+ *        a validation error (BAD_ID, BAD_DIM, BAD_FLOAT, BAD_FIELD: nothing
+ *        sent), VD_ERR_REDIS (refused, e.g. "WRONGTYPE": nothing written),
+ *        VD_ERR_CONFLICT (IF_ABSENT and the document exists: nothing
+ *        touched), or VD_ERR_REDIS_CONN / NOMEM (outcome unknown: the
+ *        document may or may not have been written, never in part).
+ * @returns VD_ERR_OK when every document was written, else the result of
+ *          the first (lowest-index) document that was not, whose message is
+ *          in errstr.
+ * @remark Each document is written by one server-side Lua script (SCRIPT
+ *         LOAD heads each batch, then one EVALSHA per document) that
+ *         checks the types of all the document's keys and of NS:docs, and
+ *         only then deletes and writes: a Lua script runs atomically and
+ *         its checks cannot be raced, and a script that fails a check has
+ *         written nothing. Documents are independent: one that fails does
+ *         not stop the others of the batch. The writes are exactly those of
+ *         vd_store_doc_put. Keep batches to a few MiB (the whole batch is
+ *         buffered before it is sent). When the server refuses scripts
+ *         (NOPERM, scripting disabled) every document falls back to
+ *         vd_store_doc_put's WATCH/MULTI/EXEC path, one round trip or two
+ *         per document.
+ */
+vd_err vd_store_doc_put_batch(vd_store *s, const char *ns, const vd_docgroup *groups,
+                              const vd_store_put_mode *modes, size_t n, size_t dim,
+                              vd_err *results, char *errstr, size_t errstr_size);
+/**
+ * @brief vd_store_doc_put_batch in two halves, so that a caller can prepare
+ *        its next batch while Redis writes this one (at most one batch in
+ *        flight is the intended use: send(k+1), recv(k), send(k+2), ...).
+ *        send validates, queues and sends; recv reads the replies. Between
+ *        them groups, modes and results must stay as they are, no other
+ *        call may use the connection except the send of the next batch,
+ *        and each sent batch is received, in order.
+ * @returns send: VD_ERR_OK when the batch is on its way (results holds the
+ *          validation failures), or the error that stopped it (results of
+ *          the unsent documents set to it). recv: as vd_store_doc_put_batch.
+ *          errstr describes the lowest-index failure; pass recv the errstr
+ *          send filled.
+ */
+vd_err vd_store_doc_put_batch_send(vd_store *s, const char *ns, const vd_docgroup *groups,
+                                   const vd_store_put_mode *modes, size_t n, size_t dim,
+                                   vd_err *results, char *errstr, size_t errstr_size);
+vd_err vd_store_doc_put_batch_recv(vd_store *s, const char *ns, const vd_docgroup *groups,
+                                   size_t n, vd_err *results, char *errstr,
+                                   size_t errstr_size);
 /**
  * Reads one document with its chunks (in zset order, i.e. by seq) and file
  * when with_file. NOT_FOUND if the doc hash is absent. *out must be zeroed

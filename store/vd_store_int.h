@@ -21,6 +21,9 @@ struct vd_store {
     char *user;
     char *password;       /* never logged, never put in an errstr */
     int timeout_ms;
+    char script_sha[41];  /* SHA1 of the doc-put script once loaded, else "" */
+    bool scripts_refused; /* the server refuses scripts (ACL, disabled): WATCH path */
+    int inflight;         /* batches sent by doc_put_batch_send, not yet received */
 };
 
 /* Reconnects when the connection is missing or broken. */

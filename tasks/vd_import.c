@@ -7,13 +7,16 @@
  * add the target's dimension, duplicate document ids within the artifact and
  * conflicts with documents already in Redis. Nothing is written before pass 1
  * has read the artifact to its end. Pass 2 (write) re-reads the artifact and
- * writes each document atomically (vd_store_doc_put, MULTI/EXEC), saving a
- * checkpoint (documents done) every CHECKPOINT_DOCS documents or second.
+ * writes each document atomically (one Lua script per document, pipelined
+ * in batches: vd_store_doc_put_batch_send/_recv), saving a checkpoint
+ * (documents done) after whole batches, every CHECKPOINT_DOCS documents or
+ * second.
  *
- * Memory: bounded by one document plus, per document of the artifact, one
- * 16-byte digest of its id (duplicate detection; a hash table kept at most
- * half full, so ~40 bytes per document: ~40 MB for 1M documents) and one
- * state byte. Chunks are never held beyond their document.
+ * Memory: bounded by two write batches (WRITE_BATCH_BYTES each, one being
+ * read while the other is in flight; a single larger document makes a batch
+ * of its own) plus, per document of the artifact, one 16-byte digest of its
+ * id (duplicate detection; a hash table kept at most half full, so ~40
+ * bytes per document: ~40 MB for 1M documents) and one state byte.
  */
 #include "tasks_int.h"
 
@@ -526,6 +529,141 @@ static vd_err save_checkpoint(imp *m, int64_t docs_done, char *errstr, size_t er
     return VD_ERR_OK;
 }
 
+/*
+ * Pass 2 writes in batches: up to WRITE_BATCH_DOCS documents or about
+ * WRITE_BATCH_BYTES of payload go to Redis in one pipelined round trip
+ * (vd_store_doc_put_batch_send/_recv: every document still atomic on its
+ * own, by one Lua script). One batch is in flight while the next is read
+ * from the artifact, so decoding and Redis's work overlap. A batch is a run
+ * of consecutive artifact documents; the ones that need no write (already
+ * present, skipped) ride along so that the checkpoint only moves past a
+ * batch once all of it is settled: "k" always means the first k documents
+ * of the artifact are written.
+ */
+#define WRITE_BATCH_DOCS 256
+#define WRITE_BATCH_BYTES (4u << 20)
+
+enum { W_SAME, W_SKIP, W_NEW, W_OVERWRITE };
+
+typedef struct wbatch {
+    size_t start;                              /* artifact index of kind[0] */
+    unsigned char kind[WRITE_BATCH_DOCS];      /* one per document, W_* */
+    size_t nkind;
+    vd_docgroup g[WRITE_BATCH_DOCS];           /* the W_NEW / W_OVERWRITE ones, owned */
+    vd_store_put_mode mode[WRITE_BATCH_DOCS];
+    vd_err res[WRITE_BATCH_DOCS];
+    size_t ng;
+    size_t bytes;                              /* payload of g[] (approximate) */
+    char err[512];                             /* the store's text of its first failure */
+} wbatch;
+
+static void wbatch_clear(wbatch *b) {
+    for (size_t i = 0; i < b->ng; i++)
+        vd_docgroup_clear(&b->g[i]);
+    b->ng = b->nkind = b->bytes = 0;
+}
+
+static size_t docgroup_bytes(const vd_docgroup *g) {
+    size_t n = 256 + (g->has_file ? g->file.len : 0);
+    for (size_t i = 0; i < g->nchunks; i++)
+        n += 64 + g->chunks[i].text_len + g->chunks[i].dim * 4;
+    return n;
+}
+
+static void wbatch_send(imp *m, wbatch *b, size_t dim) {
+    b->err[0] = '\0';
+    if (b->ng)
+        vd_store_doc_put_batch_send(m->s, m->ctx->ns, b->g, b->mode, b->ng, dim, b->res,
+                                    b->err, sizeof b->err);
+}
+
+/*
+ * Reads a sent batch's replies and settles its counts. *done_docs becomes
+ * the artifact index of its first document that is not settled (all of
+ * them on success). Documents written after a failed one are counted (they
+ * are in Redis; a resumed import finds them identical and leaves them).
+ * A batch settled after an earlier failure (after_failure) only counts
+ * what it wrote.
+ */
+static vd_err wbatch_settle(imp *m, wbatch *b, bool after_failure, int64_t *done_docs,
+                            char *errstr, size_t errstr_size) {
+    vd_import_result *res = m->res;
+    const bool skip = m->p->on_conflict == VD_CONFLICT_SKIP;
+    vd_err e = VD_ERR_OK;
+    size_t api_first = b->ng, fail = after_failure ? 0 : b->nkind, wi = 0;
+    if (b->ng)
+        vd_store_doc_put_batch_recv(m->s, m->ctx->ns, b->g, b->ng, b->res, b->err,
+                                    sizeof b->err);
+    for (size_t i = 0; i < b->ng; i++)
+        if (b->res[i] != VD_ERR_OK) {
+            api_first = i; /* the document b->err describes */
+            break;
+        }
+    for (size_t i = 0; i < b->nkind; i++) {
+        if (b->kind[i] == W_SAME || b->kind[i] == W_SKIP) {
+            if (fail < b->nkind)
+                continue; /* settled on the retry */
+            if (b->kind[i] == W_SAME)
+                res->imported++;
+            else
+                res->skipped++;
+            continue;
+        }
+        size_t w = wi++;
+        vd_err r = b->res[w];
+        if (r == VD_ERR_OK) {
+            if (b->kind[i] == W_NEW)
+                res->imported++;
+            else
+                res->overwritten++;
+        } else if (r == VD_ERR_CONFLICT && skip && b->mode[w] == VD_STORE_PUT_IF_ABSENT) {
+            /* Created by someone else since pass 1: SKIP leaves it alone. */
+            if (fail == b->nkind) {
+                res->skipped++;
+                note_conflict(m, b->g[w].doc.id);
+            }
+        } else if (fail == b->nkind) {
+            fail = i;
+            if (r == VD_ERR_CONFLICT)
+                e = vd_seterr(errstr, errstr_size, r,
+                              "document %s was created in namespace %s after the conflict "
+                              "check; it is left as it is and the import stops there",
+                              b->g[w].doc.id, m->ctx->ns);
+            else if (w != api_first)
+                e = vd_seterr(errstr, errstr_size, r, "writing document %s: %s",
+                              b->g[w].doc.id, vd_err2str(r));
+            else
+                e = vd_seterr(errstr, errstr_size, r, "%s", b->err);
+        }
+    }
+    if (!after_failure)
+        *done_docs = (int64_t)(b->start + fail);
+    wbatch_clear(b);
+    return e;
+}
+
+/*
+ * Sends bb[*fill] and then settles the batch in flight before it (when
+ * *flying); bb[*fill] is in flight afterwards and *fill the other, empty
+ * buffer. On a failure the sent batch is settled too (nothing stays in
+ * flight) and the error of the first is returned.
+ */
+static vd_err wbatch_rotate(imp *m, wbatch *bb, int *fill, bool *flying, size_t dim,
+                            int64_t *done_docs, char *errstr, size_t errstr_size) {
+    wbatch *sent = &bb[*fill], *prev = &bb[1 - *fill];
+    wbatch_send(m, sent, dim);
+    vd_err e = *flying ? wbatch_settle(m, prev, false, done_docs, errstr, errstr_size)
+                       : VD_ERR_OK;
+    *fill = 1 - *fill;
+    *flying = true;
+    if (e) {
+        char ignored[512];
+        wbatch_settle(m, sent, true, done_docs, ignored, sizeof ignored);
+        *flying = false;
+    }
+    return e;
+}
+
 /* Pass 2: write. */
 static vd_err pass_write(imp *m, bool have_target_meta, char *errstr, size_t errstr_size) {
     vd_reader *r = NULL;
@@ -534,9 +672,16 @@ static vd_err pass_write(imp *m, bool have_target_meta, char *errstr, size_t err
     vd_import_result *res = m->res;
     int64_t done_docs = m->resume_done;
     int64_t saved = m->resume_done, last_save_ms = vd_mono_ms();
+    wbatch *bb = calloc(2, sizeof *bb); /* one filling, one in flight */
+    int fill = 0;
+    bool flying = false;
+    if (!bb)
+        return vd_seterr(errstr, errstr_size, VD_ERR_NOMEM, "out of memory");
     vd_err e = open_reader(m, &r, errstr, errstr_size);
-    if (e)
+    if (e) {
+        free(bb);
         return e;
+    }
     const vd_artifact_info *info = vd_reader_info(r);
     size_t dim = (size_t)info->meta.dim;
 
@@ -554,7 +699,18 @@ static vd_err pass_write(imp *m, bool have_target_meta, char *errstr, size_t err
     res->imported = m->resume_done; /* written by the earlier attempt */
     for (size_t idx = 0;; idx++) {
         bool done = false;
+        wbatch *b = &bb[fill];
         if ((int64_t)idx >= m->resume_done && vd__cancelled(m->ctx)) {
+            /* Settle what was read, then stop. */
+            if (b->nkind &&
+                (e = wbatch_rotate(m, bb, &fill, &flying, dim, &done_docs, errstr, errstr_size)))
+                goto out;
+            if (flying) {
+                flying = false;
+                if ((e = wbatch_settle(m, &bb[1 - fill], false, &done_docs, errstr,
+                                       errstr_size)))
+                    goto out;
+            }
             e = vd_seterr(errstr, errstr_size, VD_ERR_CANCELLED,
                           "import cancelled after %lld of %zu document(s): %lld imported, "
                           "%lld overwritten, %lld skipped",
@@ -575,35 +731,55 @@ static vd_err pass_write(imp *m, bool have_target_meta, char *errstr, size_t err
             vd_docgroup_clear(&g);
             continue;
         }
+        if (b->nkind == 0)
+            b->start = idx;
+        unsigned char kind;
+        vd_store_put_mode mode = VD_STORE_PUT_IF_ABSENT;
         switch (m->st.v[idx]) {
         case DOC_PRESENT_SAME:
-            res->imported++;
+            kind = W_SAME;
             break;
         case DOC_CONFLICT:
-            if (m->p->on_conflict == VD_CONFLICT_SKIP) {
-                res->skipped++;
-                break;
-            }
-            if ((e = vd_store_doc_put(m->s, m->ctx->ns, &g, dim, true, errstr, errstr_size)))
-                goto out;
-            res->overwritten++;
+            kind = m->p->on_conflict == VD_CONFLICT_SKIP ? W_SKIP : W_OVERWRITE;
+            mode = VD_STORE_PUT_REPLACE;
             break;
         default:
-            if ((e = vd_store_doc_put(m->s, m->ctx->ns, &g, dim, false, errstr, errstr_size)))
-                goto out;
-            res->imported++;
+            /* New in pass 1. If it has appeared since, OVERWRITE replaces
+             * it, SKIP and FAIL leave it alone (IF_ABSENT). */
+            kind = W_NEW;
+            if (m->p->on_conflict == VD_CONFLICT_OVERWRITE)
+                mode = VD_STORE_PUT_REPLACE;
             break;
         }
-        vd_docgroup_clear(&g);
-        done_docs = (int64_t)idx + 1;
-        int64_t now = vd_mono_ms();
-        if (done_docs - saved >= CHECKPOINT_DOCS || now - last_save_ms >= CHECKPOINT_MS) {
-            if ((e = save_checkpoint(m, done_docs, errstr, errstr_size)))
-                goto out;
-            saved = done_docs;
-            last_save_ms = now;
+        b->kind[b->nkind++] = kind;
+        if (kind == W_NEW || kind == W_OVERWRITE) {
+            b->bytes += docgroup_bytes(&g);
+            b->mode[b->ng] = mode;
+            b->g[b->ng++] = g; /* moved: the batch owns it now */
+            memset(&g, 0, sizeof g);
+        } else {
+            vd_docgroup_clear(&g);
         }
-        vd__progress_update(&m->pr, done_docs, vd_reader_bytes(r));
+        if (b->nkind == WRITE_BATCH_DOCS || b->bytes >= WRITE_BATCH_BYTES) {
+            if ((e = wbatch_rotate(m, bb, &fill, &flying, dim, &done_docs, errstr, errstr_size)))
+                goto out;
+            int64_t now = vd_mono_ms();
+            if (done_docs - saved >= CHECKPOINT_DOCS || now - last_save_ms >= CHECKPOINT_MS) {
+                if ((e = save_checkpoint(m, done_docs, errstr, errstr_size)))
+                    goto out;
+                saved = done_docs;
+                last_save_ms = now;
+            }
+            vd__progress_update(&m->pr, done_docs, vd_reader_bytes(r));
+        }
+    }
+    if (bb[fill].nkind &&
+        (e = wbatch_rotate(m, bb, &fill, &flying, dim, &done_docs, errstr, errstr_size)))
+        goto out;
+    if (flying) {
+        flying = false;
+        if ((e = wbatch_settle(m, &bb[1 - fill], false, &done_docs, errstr, errstr_size)))
+            goto out;
     }
     if ((size_t)done_docs != m->st.n) {
         e = vd_seterr(errstr, errstr_size, VD_ERR_INTERNAL,
@@ -613,6 +789,14 @@ static vd_err pass_write(imp *m, bool have_target_meta, char *errstr, size_t err
     vd__progress_update(&m->pr, done_docs, vd_reader_bytes(r));
     vd__progress_flush(&m->pr);
 out:
+    if (flying) {
+        /* Stopped with a batch in flight (reader error, checkpoint save
+         * failed): it is the earliest unsettled one, settle it. */
+        char tmp[512];
+        vd_err se = wbatch_settle(m, &bb[1 - fill], false, &done_docs, tmp, sizeof tmp);
+        if (se && !e)
+            e = vd_seterr(errstr, errstr_size, se, "%s", tmp);
+    }
     /* Whatever happened, record how far we got so a retry resumes there. */
     if (done_docs > saved) {
         vd_err ce = m->ctx->checkpoint_save ? m->ctx->checkpoint_save(m->ctx->opaque, done_docs)
@@ -621,6 +805,9 @@ out:
             e = vd_seterr(errstr, errstr_size, ce, "saving the import checkpoint: %s",
                           vd_err2str(ce));
     }
+    wbatch_clear(&bb[0]);
+    wbatch_clear(&bb[1]);
+    free(bb);
     vd_docgroup_clear(&g);
     vd_reader_destroy(r);
     return e;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- helpers ---------------------------------------------------------- */
 static vd_store *store_open(void) {
@@ -473,6 +474,237 @@ static void test_replace(void **state) {
     vd_store_destroy(s);
 }
 
+/* ---- batched writes --------------------------------------------------- */
+static void test_put_batch(void **state) {
+    (void)state;
+    VD_NEED_REDIS();
+    vd_store *s = store_open();
+    const char *ns = vd_test_ns("batch");
+    char err[512] = "", key[512];
+    redisReply *r;
+    enum { N = 4 };
+    vd_docgroup g[N];
+    vd_err res[N];
+    make_doc(&g[0], "doc-b0", 3, 4);
+    make_doc(&g[1], "doc-b1", 3, 4);
+    make_doc(&g[2], "doc-b2", 2, 4);
+    make_doc(&g[3], "doc-b3", 2, 4);
+    g[2].has_file = true;
+    g[2].file.data = (unsigned char *)strdup("f2");
+    g[2].file.len = 2;
+    g[3].chunks[1].dim = 3; /* refused before anything is sent */
+
+    /* doc-b1's second chunk key is a list: that document fails, whole. */
+    snprintf(key, sizeof key, "%s:chunk:{doc-b1}:c1", ns);
+    r = rcmd(s, "RPUSH %s a", key);
+    freeReplyObject(r);
+    vd_err e = vd_store_doc_put_batch(s, ns, g, NULL, N, 4, res, err, sizeof err);
+    assert_int_equal(e, VD_ERR_REDIS);
+    assert_non_null(strstr(err, "WRONGTYPE"));
+    assert_non_null(strstr(err, "doc-b1"));
+    assert_int_equal(res[0], VD_ERR_OK);
+    assert_int_equal(res[1], VD_ERR_REDIS);
+    assert_int_equal(res[2], VD_ERR_OK);
+    assert_int_equal(res[3], VD_ERR_BAD_DIM);
+    assert_int_equal(doc_keys_left(s, ns, "doc-b0"), 1 + 1 + 3 + 1);
+    assert_int_equal(doc_keys_left(s, ns, "doc-b1"), 1); /* only the list */
+    r = rcmd(s, "LRANGE %s 0 -1", key);
+    assert_int_equal(r->elements, 1);
+    freeReplyObject(r);
+    assert_int_equal(doc_keys_left(s, ns, "doc-b2"), 1 + 1 + 2 + 1 + 1);
+    assert_int_equal(doc_keys_left(s, ns, "doc-b3"), 0);
+    vd_docgroup back = {0};
+    assert_int_equal(vd_store_doc_get(s, ns, "doc-b2", true, &back, err, sizeof err), VD_ERR_OK);
+    assert_int_equal(back.nchunks, 2);
+    assert_true(back.has_file);
+    assert_int_equal(back.file.len, 2);
+    assert_int_equal(back.doc.chunk_count, 2);
+    vd_docgroup_clear(&back);
+
+    /* A validation failure before a Redis one is the one reported. */
+    g[3].chunks[1].dim = 4;
+    g[0].chunks[0].embedding[0] = NAN;
+    e = vd_store_doc_put_batch(s, ns, g, NULL, N, 4, res, err, sizeof err);
+    assert_int_equal(e, VD_ERR_BAD_FLOAT);
+    assert_int_equal(res[0], VD_ERR_BAD_FLOAT);
+    assert_int_equal(res[1], VD_ERR_REDIS);
+    assert_int_equal(res[2], VD_ERR_OK);
+    assert_int_equal(res[3], VD_ERR_OK);
+    g[0].chunks[0].embedding[0] = 1.0f;
+
+    /* The list gone, all of them go through; n = 0 is a no-op. */
+    r = rcmd(s, "DEL %s", key);
+    freeReplyObject(r);
+    assert_int_equal(vd_store_doc_put_batch(s, ns, g, NULL, N, 4, res, err, sizeof err),
+                     VD_ERR_OK);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(res[i], VD_ERR_OK);
+    assert_int_equal(doc_keys_left(s, ns, "doc-b1"), 1 + 1 + 3 + 1);
+    assert_int_equal(vd_store_doc_put_batch(s, ns, g, NULL, 0, 4, res, err, sizeof err),
+                     VD_ERR_OK);
+    snprintf(key, sizeof key, "%s:docs", ns);
+    assert_int_equal(rint_cmd(s, "SCARD %s", key), 4);
+
+    /* The script cache flushed under us: the next batch loads it again. */
+    r = rcmd(s, "SCRIPT FLUSH");
+    freeReplyObject(r);
+    assert_int_equal(vd_store_doc_put_batch(s, ns, g, NULL, 1, 4, res, err, sizeof err),
+                     VD_ERR_OK);
+
+    for (int i = 0; i < N; i++)
+        vd_docgroup_clear(&g[i]);
+    assert_int_equal(vd_store_drop_namespace(s, ns, NULL, err, sizeof err), VD_ERR_OK);
+    vd_store_destroy(s);
+}
+
+/* Writes doc-m with chunks c0..c4 and a file, then puts a new version with
+ * chunks n0, n1 and no file in the given mode. */
+static void put_two_versions(vd_store *s, const char *ns, vd_store_put_mode mode,
+                             vd_err *res) {
+    char err[512] = "";
+    vd_docgroup g;
+    make_doc(&g, "doc-m", 5, 4);
+    g.has_file = true;
+    g.file.data = (unsigned char *)strdup("old file");
+    g.file.len = 8;
+    assert_int_equal(vd_store_doc_put_batch(s, ns, &g, NULL, 1, 4, res, err, sizeof err),
+                     VD_ERR_OK);
+    vd_docgroup_clear(&g);
+    make_doc(&g, "doc-m", 2, 4);
+    free(g.chunks[0].id);
+    g.chunks[0].id = strdup("n0");
+    free(g.chunks[1].id);
+    g.chunks[1].id = strdup("n1");
+    vd_store_doc_put_batch(s, ns, &g, &mode, 1, 4, res, err, sizeof err);
+    vd_docgroup_clear(&g);
+}
+
+static void test_put_batch_modes(void **state) {
+    (void)state;
+    VD_NEED_REDIS();
+    vd_store *s = store_open();
+    const char *ns = vd_test_ns("modes");
+    char err[512] = "", key[512], pat[512];
+    vd_err res[2];
+    snprintf(pat, sizeof pat, "%s:chunk:{doc-m}:*", ns);
+
+    /* REPLACE: the stale chunks and the old file go in the same step. */
+    put_two_versions(s, ns, VD_STORE_PUT_REPLACE, res);
+    assert_int_equal(res[0], VD_ERR_OK);
+    assert_int_equal(scan_count(s, pat), 2);
+    snprintf(key, sizeof key, "%s:file:{doc-m}", ns);
+    assert_int_equal(exists(s, key), 0);
+    snprintf(key, sizeof key, "%s:doc:{doc-m}:chunks", ns);
+    assert_int_equal(rint_cmd(s, "ZCARD %s", key), 2);
+    assert_int_equal(vd_store_drop_namespace(s, ns, NULL, err, sizeof err), VD_ERR_OK);
+
+    /* MERGE (vd_store_doc_put replace=false): old chunks and file stay. */
+    put_two_versions(s, ns, VD_STORE_PUT_MERGE, res);
+    assert_int_equal(res[0], VD_ERR_OK);
+    assert_int_equal(scan_count(s, pat), 7);
+    snprintf(key, sizeof key, "%s:file:{doc-m}", ns);
+    assert_int_equal(exists(s, key), 1);
+    snprintf(key, sizeof key, "%s:doc:{doc-m}:chunks", ns);
+    assert_int_equal(rint_cmd(s, "ZCARD %s", key), 2);
+    assert_int_equal(vd_store_drop_namespace(s, ns, NULL, err, sizeof err), VD_ERR_OK);
+
+    /* IF_ABSENT: an existing document is not touched at all. */
+    put_two_versions(s, ns, VD_STORE_PUT_IF_ABSENT, res);
+    assert_int_equal(res[0], VD_ERR_CONFLICT);
+    assert_int_equal(scan_count(s, pat), 5);
+    snprintf(key, sizeof key, "%s:doc:{doc-m}:chunks", ns);
+    assert_int_equal(rint_cmd(s, "ZCARD %s", key), 5);
+    snprintf(key, sizeof key, "%s:doc:{doc-m}", ns);
+    redisReply *r = rcmd(s, "HGET %s chunk_count", key);
+    assert_string_equal(r->str, "5");
+    freeReplyObject(r);
+
+    /* A mixed batch: IF_ABSENT on an existing and on a new document. */
+    vd_docgroup g[2];
+    make_doc(&g[0], "doc-m", 1, 4);
+    make_doc(&g[1], "doc-new", 1, 4);
+    vd_store_put_mode modes[2] = {VD_STORE_PUT_IF_ABSENT, VD_STORE_PUT_IF_ABSENT};
+    assert_int_equal(vd_store_doc_put_batch(s, ns, g, modes, 2, 4, res, err, sizeof err),
+                     VD_ERR_CONFLICT);
+    assert_non_null(strstr(err, "doc-m"));
+    assert_int_equal(res[0], VD_ERR_CONFLICT);
+    assert_int_equal(res[1], VD_ERR_OK);
+    assert_int_equal(doc_keys_left(s, ns, "doc-new"), 4);
+
+    /* Two batches in flight: send, send, receive, receive. */
+    vd_err res2[2];
+    char err2[512] = "";
+    modes[0] = modes[1] = VD_STORE_PUT_REPLACE;
+    assert_int_equal(vd_store_doc_put_batch_send(s, ns, g, modes, 1, 4, res, err, sizeof err),
+                     VD_ERR_OK);
+    assert_int_equal(
+        vd_store_doc_put_batch_send(s, ns, g + 1, modes, 1, 4, res2, err2, sizeof err2),
+        VD_ERR_OK);
+    assert_int_equal(vd_store_doc_put_batch_recv(s, ns, g, 1, res, err, sizeof err),
+                     VD_ERR_OK);
+    assert_int_equal(vd_store_doc_put_batch_recv(s, ns, g + 1, 1, res2, err2, sizeof err2),
+                     VD_ERR_OK);
+    assert_int_equal(scan_count(s, pat), 1); /* doc-m replaced by its 1-chunk version */
+    vd_docgroup_clear(&g[0]);
+    vd_docgroup_clear(&g[1]);
+    assert_int_equal(vd_store_drop_namespace(s, ns, NULL, err, sizeof err), VD_ERR_OK);
+    vd_store_destroy(s);
+}
+
+/* A user the server refuses scripts to: the WATCH/MULTI/EXEC path, same
+ * guarantees. */
+static void test_put_batch_no_scripts(void **state) {
+    (void)state;
+    VD_NEED_REDIS();
+    vd_store *admin = store_open();
+    const char *ns = vd_test_ns("noscript");
+    char err[512] = "", key[512], pat[512], user[64];
+    snprintf(user, sizeof user, "vd-noscript-%d", (int)getpid());
+    redisReply *r = rcmd(admin, "ACL SETUSER %s on >pw-noscript ~* +@all -@scripting", user);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    vd_store_conf conf = {0};
+    conf.port = vd_test_redis_port();
+    conf.user = user;
+    conf.password = "pw-noscript";
+    vd_store *s = NULL;
+    assert_int_equal(vd_store_connect(&conf, &s, err, sizeof err), VD_ERR_OK);
+
+    vd_err res[3];
+    put_two_versions(s, ns, VD_STORE_PUT_REPLACE, res);
+    assert_int_equal(res[0], VD_ERR_OK);
+    snprintf(pat, sizeof pat, "%s:chunk:{doc-m}:*", ns);
+    assert_int_equal(scan_count(admin, pat), 2);
+    snprintf(key, sizeof key, "%s:file:{doc-m}", ns);
+    assert_int_equal(exists(admin, key), 0);
+
+    vd_docgroup g[3];
+    make_doc(&g[0], "doc-m", 1, 4);
+    make_doc(&g[1], "doc-w", 2, 4);
+    make_doc(&g[2], "doc-n", 1, 4);
+    snprintf(key, sizeof key, "%s:doc:{doc-w}:chunks", ns);
+    r = rcmd(admin, "SET %s junk", key);
+    freeReplyObject(r);
+    vd_store_put_mode modes[3] = {VD_STORE_PUT_IF_ABSENT, VD_STORE_PUT_MERGE,
+                                  VD_STORE_PUT_IF_ABSENT};
+    assert_int_equal(vd_store_doc_put_batch(s, ns, g, modes, 3, 4, res, err, sizeof err),
+                     VD_ERR_CONFLICT);
+    assert_int_equal(res[0], VD_ERR_CONFLICT);
+    assert_int_equal(res[1], VD_ERR_REDIS);
+    assert_int_equal(res[2], VD_ERR_OK);
+    assert_int_equal(scan_count(admin, pat), 2);
+    assert_int_equal(doc_keys_left(admin, ns, "doc-w"), 1);
+    assert_int_equal(doc_keys_left(admin, ns, "doc-n"), 4);
+    for (int i = 0; i < 3; i++)
+        vd_docgroup_clear(&g[i]);
+
+    vd_store_destroy(s);
+    r = rcmd(admin, "ACL DELUSER %s", user);
+    freeReplyObject(r);
+    assert_int_equal(vd_store_drop_namespace(admin, ns, NULL, err, sizeof err), VD_ERR_OK);
+    vd_store_destroy(admin);
+}
+
 /* ---- bad input -------------------------------------------------------- */
 static void test_bad_input(void **state) {
     (void)state;
@@ -867,6 +1099,9 @@ int main(void) {
         cmocka_unit_test(test_meta),
         cmocka_unit_test(test_atomic_write),
         cmocka_unit_test(test_replace),
+        cmocka_unit_test(test_put_batch),
+        cmocka_unit_test(test_put_batch_modes),
+        cmocka_unit_test(test_put_batch_no_scripts),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_stream_files),
         cmocka_unit_test(test_seed_deterministic),
