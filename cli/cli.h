@@ -30,10 +30,11 @@ bool cli_flag(const cli_args *a, const char *name);
 
 /**
  * Publishes @p cmd and, unless no_follow, prints its events until a final
- * one (progress bar on a TTY, JSON lines otherwise). @returns an exit code.
+ * one: a progress bar on a TTY (or progress lines with human), JSON lines
+ * otherwise or with json. @returns an exit code.
  */
 int cli_publish_and_follow(vd_config *conf, vd_command *cmd, bool no_follow, int timeout_s,
-                           bool json);
+                           bool json, bool human);
 /** `vecdump watch`: tails status and/or health as JSON lines. */
 int cli_watch(vd_config *conf, bool status, bool health, int timeout_s, const char *task_filter);
 /** `vecdump status TASK`: the task's latest event from the status topic. */

@@ -90,7 +90,7 @@ static rd_kafka_t *tail_consumer(const vd_config *c, const char **topics, int nt
 
 static bool is_tty(void) { return isatty(STDOUT_FILENO) && !getenv("VECDUMP_NO_TTY"); }
 
-static void print_bar(const vd_task_event *ev) {
+static void print_bar(const vd_task_event *ev, bool tty) {
     const vd_ev_progress *p = &ev->progress;
     double pct = p->total > 0 ? 100.0 * (double)p->done / (double)p->total : 0.0;
     int width = 30, fill = (int)(pct / 100.0 * width);
@@ -101,9 +101,9 @@ static void print_bar(const vd_task_event *ev) {
     char eta[32] = "--";
     if (p->eta_ms >= 0)
         snprintf(eta, sizeof eta, "%llds", (long long)(p->eta_ms / 1000));
-    fprintf(stdout, "\r%-8s %-10s [%s] %5.1f%% %lld/%lld  %.0f/s  ETA %s   ",
-            vd_state_name(ev->state), ev->phase, bar, pct, (long long)p->done,
-            (long long)p->total, p->rate_per_s, eta);
+    fprintf(stdout, "%s%-8s %-10s [%s] %5.1f%% %lld/%lld  %.0f/s  ETA %s%s",
+            tty ? "\r" : "", vd_state_name(ev->state), ev->phase, bar, pct, (long long)p->done,
+            (long long)p->total, p->rate_per_s, eta, tty ? "   " : "\n");
     fflush(stdout);
 }
 
@@ -118,6 +118,26 @@ static void print_final_human(const vd_task_event *ev) {
     if (ev->result_kind == VD_RESULT_EXPORT)
         printf("  artifact %s (%lld bytes, sha256 %s)\n", ev->export_result.artifact_path,
                (long long)ev->export_result.size, ev->export_result.sha256);
+    if (ev->result_kind == VD_RESULT_IMPORT) {
+        const vd_ev_import_result *r = &ev->import_result;
+        printf("  artifact: %lld documents, %lld chunks, %lld files; imported %lld, skipped %lld, "
+               "overwritten %lld, conflicts %lld in %lld ms\n",
+               (long long)r->documents, (long long)r->chunks, (long long)r->files,
+               (long long)r->imported, (long long)r->skipped, (long long)r->overwritten,
+               (long long)r->conflicts, (long long)r->duration_ms);
+    }
+    if (ev->result_kind == VD_RESULT_VALIDATE) {
+        const vd_ev_validate_result *r = &ev->validate_result;
+        printf("  checked %lld documents, %lld chunks, %lld files in %lld ms; by check:",
+               (long long)r->documents, (long long)r->chunks, (long long)r->files,
+               (long long)r->duration_ms);
+        for (size_t i = 0; i < r->nissues_by_check; i++)
+            if (r->issues_by_check[i].count)
+                printf(" %s=%lld", r->issues_by_check[i].name,
+                       (long long)r->issues_by_check[i].count);
+        printf("\n  fixed %lld, quarantined %lld, unfixable %lld\n", (long long)r->fixed,
+               (long long)r->quarantined, (long long)r->unfixable);
+    }
 }
 
 static int exit_code_of(vd_task_state s) {
@@ -130,9 +150,10 @@ static int exit_code_of(vd_task_state s) {
 }
 
 /* Reads events of task_id until a final one or the deadline. */
-static int follow(rd_kafka_t *rk, const char *task_id, int timeout_s, bool json) {
+static int follow(rd_kafka_t *rk, const char *task_id, int timeout_s, bool json, bool human) {
     int64_t deadline = vd_mono_ms() + (int64_t)timeout_s * 1000;
     bool tty = !json && is_tty();
+    human = !json && (human || tty);
     while (vd_mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m)
@@ -150,11 +171,11 @@ static int follow(rd_kafka_t *rk, const char *task_id, int timeout_s, bool json)
             continue;
         }
         rd_kafka_message_destroy(m);
-        if (tty) {
+        if (human) {
             if (vd_state_is_final(ev.state))
                 print_final_human(&ev);
             else
-                print_bar(&ev);
+                print_bar(&ev, tty);
         } else {
             char *j = vd_event_to_json(&ev);
             if (j) {
@@ -175,7 +196,7 @@ static int follow(rd_kafka_t *rk, const char *task_id, int timeout_s, bool json)
 }
 
 int cli_publish_and_follow(vd_config *conf, vd_command *cmd, bool no_follow, int timeout_s,
-                           bool json) {
+                           bool json, bool human) {
     char err[512];
     vd_buf val;
     vd_buf_init(&val, 0);
@@ -224,7 +245,7 @@ int cli_publish_and_follow(vd_config *conf, vd_command *cmd, bool no_follow, int
         printf("%s\n", cmd->task_id);
         return VD_EXIT_OK;
     }
-    int rc = follow(cons, cmd->task_id, timeout_s, json);
+    int rc = follow(cons, cmd->task_id, timeout_s, json, human);
     rd_kafka_consumer_close(cons);
     rd_kafka_destroy(cons);
     return rc;
@@ -351,7 +372,7 @@ int cli_health(vd_config *conf, int wait_s, bool json) {
     cmd.issued_at = vd_now_ms();
     cmd.ns = conf->ns;
     cmd.kind = VD_CMD_HEALTH;
-    int rc = cli_publish_and_follow(conf, &cmd, true, 0, true);
+    int rc = cli_publish_and_follow(conf, &cmd, true, 0, true, false);
     if (rc) {
         rd_kafka_destroy(rk);
         return rc;

@@ -25,7 +25,8 @@ static const char usage_text[] =
     "  validate [--fix] [--checks a,b,…]\n"
     "  health   [--wait S]            ask every worker for a health report and print them\n"
     "  cancel   TASK_ID\n"
-    "  common:  [--task-id ID] [--no-follow] [--timeout S] [--json] [--requested-by WHO]\n"
+    "  common:  [--task-id ID] [--no-follow] [--timeout S] [--requested-by WHO]\n"
+    "           [--json | --human]  (default: progress bar on a TTY, JSON lines otherwise)\n"
     "\n"
     "Other commands:\n"
     "  watch    [--status] [--health] [--task TASK_ID] [--timeout S]\n"
@@ -60,7 +61,7 @@ static bool is_bare_flag(const char *name) {
     static const char *flags[] = {"compress",      "include-files", "verify-first", "validate-only",
                                   "fix",           "no-follow",     "json",         "status",
                                   "health",        "files",         "drop",         "embedded-kafka",
-                                  "fail-on-verify-errors", NULL};
+                                  "fail-on-verify-errors", "human", NULL};
     for (int i = 0; flags[i]; i++)
         if (!strcmp(flags[i], name))
             return true;
@@ -75,7 +76,7 @@ static bool is_cli_option(const char *name) {
         "fix", "checks", "task-id", "no-follow", "timeout", "json", "requested-by", "wait",
         "status", "health", "task", "docs", "chunks", "dim", "text-bytes", "files",
         "file-bytes", "seed", "orphans", "missing-embeddings", "wrong-dims", "nans",
-        "index-drift", "drop", "fail-on-verify-errors", "max-inline-bytes-cli", NULL};
+        "index-drift", "drop", "fail-on-verify-errors", "human", NULL};
     for (int i = 0; opts[i]; i++)
         if (!strcmp(opts[i], name))
             return true;
@@ -393,7 +394,8 @@ int main(int argc, char **argv) {
         char tid[VD_ID_MAX + 1];
         rc = build_command(&conf, kind, &a, &c, tid, sizeof tid);
         if (!rc)
-            rc = cli_publish_and_follow(&conf, &c, cli_flag(&a, "no-follow"), timeout, json);
+            rc = cli_publish_and_follow(&conf, &c, cli_flag(&a, "no-follow"), timeout, json,
+                                        cli_flag(&a, "human"));
         vd_command_free(&c);
     }
     vd_config_free(&conf);

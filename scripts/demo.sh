@@ -92,7 +92,7 @@ grep -q "partitions assigned" "$work/worker.log" || { echo "worker did not join 
 echo "worker log: $work/worker.log"
 
 cli=("$VD" --bootstrap "$bootstrap" "${common[@]}")
-run() { local sub=$1; shift; "${cli[0]}" "$sub" "${cli[@]:1}" "$@"; }
+run() { local sub=$1; shift; "${cli[0]}" "$sub" "${cli[@]:1}" --human "$@"; }
 
 say "export (AVRO, with files) through Kafka"
 run export --namespace "$ns" --format AVRO --include-files --destination demo-backup.avro || true
