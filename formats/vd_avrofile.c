@@ -38,6 +38,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,11 @@
 #define AVRO_FORMAT_VERSION 1
 #define BLOCK_TARGET ((size_t)1 << 20) /* encoded record bytes per block */
 #define OUT_BUF ((size_t)1 << 20)      /* file bytes staged per write(2) */
+#define SEG ((size_t)256 << 10)        /* block bytes one deflate worker takes at once */
+#define SEG_MAX (BLOCK_TARGET / SEG + 1) /* segments of a block (the last may be empty) */
+#define NWORKERS 2
+#define DICT ((size_t)32 << 10)        /* deflate window: the dictionary of a segment */
+#define WRITEBACK ((int64_t)8 << 20)   /* written bytes after which writeback is started */
 #define DEFLATE_LEVEL 1                /* as gzip -1: floats barely compress */
 #define RATIO_FLOOR ((int64_t)1 << 20)
 #define MAX_DIM 65536
@@ -184,6 +190,18 @@ static vd_err enc_suffix(vd_buf *b, int type) {
  * over the bytes as they are emitted, so close never rereads the file.
  * Memory: the staging buffer, one block, its deflated copy and the deflate
  * state, plus twice the largest record when a record outgrows the block.
+ *
+ * The open block is deflated by NWORKERS threads while records are still
+ * being added to it, as pigz does: the block is cut into SEG-byte segments
+ * (blk never moves: its room is reserved at open); a worker deflates a whole
+ * segment with the 32 KiB before it as dictionary and ends it with a sync
+ * flush (the block's last segment, possibly empty, with Z_FINISH), so the
+ * segments' outputs, concatenated, are one raw deflate stream. Flushing a
+ * block finalises its last segment, waits for the workers and then emits
+ * the block from the caller's thread, so every write(2), and so every write
+ * error, happens in the same call as without the workers. Workers touch
+ * only their own z_stream, their segments' outputs and finished bytes of
+ * blk; zs and z are the caller's (records of a block of their own).
  */
 typedef struct avro_wr {
     char *path;
@@ -199,17 +217,40 @@ typedef struct avro_wr {
     vd_sha256 *sha;          /* over every record body before the trailer */
     vd_sha256 *fsha;         /* over the file's bytes, in order */
     int64_t written;         /* file bytes written */
+    int64_t wb_off;          /* writeback started up to here */
     vd_counts counts;
     vd_err sticky;           /* first failure after bytes were committed */
+    bool thr_on;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int nthr;
+    pthread_t thr[NWORKERS];
+    z_stream wzs[NWORKERS];  /* one deflate stream per worker */
+    int nwzs;                /* of them initialised */
+    vd_buf segz[SEG_MAX];    /* deflated segments of the open block */
+    /* Under mu: segments [0, nready) have final bounds, [0, next) are claimed,
+     * ndone finished; nseg is the block's segment count once it is flushed
+     * (0 while open) and blen its final length. */
+    size_t nready, next, ndone, nseg, blen;
+    bool quit;
+    vd_err thr_err;          /* the thread's first error (under mu) */
+    char thr_errstr[256];
     bool include_files;
     bool created;
     bool closed;
 } avro_wr;
 
+static void wr_thread_stop(avro_wr *a);
+
 static void avro_wr_destroy(vd_writer *w) {
     avro_wr *a = w->impl;
     if (!a)
         return;
+    wr_thread_stop(a); /* before the deflate state and buffers it may be using */
+    for (int i = 0; i < a->nwzs; i++)
+        deflateEnd(&a->wzs[i]);
+    for (size_t i = 0; i < SEG_MAX; i++)
+        vd_buf_free(&a->segz[i]);
     if (a->fd >= 0)
         close(a->fd);
     if (a->created && !a->closed)
@@ -254,6 +295,12 @@ static vd_err wr_write(avro_wr *a, const void *p, size_t n, char *errstr, size_t
         n -= (size_t)k;
         a->written += (int64_t)k;
     }
+    /* Start writeback early so that the fsync at close has little left to
+     * do. Only a hint (close's fsync makes the file durable): errors ignored. */
+    if (a->written - a->wb_off >= WRITEBACK) {
+        (void)sync_file_range(a->fd, a->wb_off, a->written - a->wb_off, SYNC_FILE_RANGE_WRITE);
+        a->wb_off = a->written;
+    }
     return VD_ERR_OK;
 }
 
@@ -279,58 +326,183 @@ static vd_err wr_emit(avro_wr *a, const void *p, size_t n, char *errstr, size_t 
     return VD_ERR_OK;
 }
 
-/* Deflates count records (n bytes at p) and emits them as one block. */
-static vd_err wr_block(avro_wr *a, const void *p, size_t n, int64_t count, char *errstr,
-                       size_t errstr_size) {
+/*
+ * Deflates n bytes at in into a->z (finish: and ends the stream). Does not
+ * mark the writer failed (it may run on the deflate thread).
+ */
+static vd_err wr_deflate(z_stream *zs, vd_buf *z, const unsigned char *in, size_t n, int flush,
+                         char *errstr, size_t errstr_size) {
     const size_t step = (size_t)1 << 30; /* z_stream counts are 32-bit */
-    const unsigned char *in = p;
-    size_t in_left = n;
     vd_err e;
+    for (;;) {
+        if (zs->avail_in == 0 && n) {
+            size_t k = n < step ? n : step;
+            zs->next_in = (Bytef *)(uintptr_t)in;
+            zs->avail_in = (uInt)k;
+            in += k;
+            n -= k;
+        }
+        if (z->cap - z->len < 4096 &&
+            (e = vd_buf_reserve(z, z->len / 2 > 65536 ? z->len / 2 : 65536)))
+            return vd_seterr(errstr, errstr_size, e, "avro: out of memory");
+        size_t room = z->cap - z->len;
+        uInt avail = (uInt)(room < step ? room : step);
+        zs->next_out = (Bytef *)z->data + z->len;
+        zs->avail_out = avail;
+        int rc = deflate(zs, n == 0 ? flush : Z_NO_FLUSH);
+        z->len += avail - zs->avail_out;
+        if (rc == Z_STREAM_END)
+            return VD_ERR_OK;
+        if (rc != Z_OK && rc != Z_BUF_ERROR)
+            return vd_seterr(errstr, errstr_size, VD_ERR_INTERNAL, "avro: deflate failed (%d)",
+                             rc);
+        /* A sync flush is complete when all input is in and output room is left. */
+        if (flush != Z_FINISH && n == 0 && zs->avail_in == 0 && zs->avail_out != 0)
+            return VD_ERR_OK;
+    }
+}
+
+/* Empties a->z and restarts the deflate stream for the next block. */
+static vd_err wr_zreset(avro_wr *a, char *errstr, size_t errstr_size) {
     vd_buf_reset(&a->z);
     if (deflateReset(&a->zs) != Z_OK)
         return wr_stick(a, vd_seterr(errstr, errstr_size, VD_ERR_INTERNAL,
                                      "avro: deflateReset failed"));
+    return VD_ERR_OK;
+}
+
+/* Emits a block of count records whose deflated bytes are the nz buffers at z. */
+static vd_err wr_emit_block(avro_wr *a, int64_t count, const vd_buf *z, size_t nz, char *errstr,
+                            size_t errstr_size) {
+    vd_err e;
+    unsigned char hdr[20];
+    size_t total = 0;
+    for (size_t i = 0; i < nz; i++)
+        total += z[i].len;
+    size_t hl = zz_put(hdr, count);
+    hl += zz_put(hdr + hl, (int64_t)total);
+    if ((e = wr_emit(a, hdr, hl, errstr, errstr_size)))
+        return e;
+    for (size_t i = 0; i < nz; i++)
+        if ((e = wr_emit(a, z[i].data, z[i].len, errstr, errstr_size)))
+            return e;
+    return wr_emit(a, a->sync, sizeof a->sync, errstr, errstr_size);
+}
+
+/* Deflates count records (n bytes at p) and emits them as one block. Only
+ * while the deflate thread is idle. */
+static vd_err wr_block(avro_wr *a, const void *p, size_t n, int64_t count, char *errstr,
+                       size_t errstr_size) {
+    const size_t step = (size_t)1 << 30;
+    vd_err e;
+    if ((e = wr_zreset(a, errstr, errstr_size)))
+        return e;
     uLong bound = deflateBound(&a->zs, (uLong)n);
     if ((e = vd_buf_reserve(&a->z, bound < step ? (size_t)bound : step)))
         return wr_stick(a, vd_seterr(errstr, errstr_size, e, "avro: out of memory"));
-    for (;;) {
-        if (a->zs.avail_in == 0 && in_left) {
-            size_t k = in_left < step ? in_left : step;
-            a->zs.next_in = (Bytef *)(uintptr_t)in;
-            a->zs.avail_in = (uInt)k;
-            in += k;
-            in_left -= k;
-        }
-        if (a->z.cap - a->z.len < 4096 &&
-            (e = vd_buf_reserve(&a->z, a->z.len / 2 > 65536 ? a->z.len / 2 : 65536)))
-            return wr_stick(a, vd_seterr(errstr, errstr_size, e, "avro: out of memory"));
-        size_t room = a->z.cap - a->z.len;
-        uInt avail = (uInt)(room < step ? room : step);
-        a->zs.next_out = (Bytef *)a->z.data + a->z.len;
-        a->zs.avail_out = avail;
-        int rc = deflate(&a->zs, in_left ? Z_NO_FLUSH : Z_FINISH);
-        a->z.len += avail - a->zs.avail_out;
-        if (rc == Z_STREAM_END)
-            break;
-        if (rc != Z_OK && rc != Z_BUF_ERROR)
-            return wr_stick(a, vd_seterr(errstr, errstr_size, VD_ERR_INTERNAL,
-                                         "avro: deflate failed (%d)", rc));
-    }
-    unsigned char hdr[20];
-    size_t hl = zz_put(hdr, count);
-    hl += zz_put(hdr + hl, (int64_t)a->z.len);
-    if ((e = wr_emit(a, hdr, hl, errstr, errstr_size)) ||
-        (e = wr_emit(a, a->z.data, a->z.len, errstr, errstr_size)) ||
-        (e = wr_emit(a, a->sync, sizeof a->sync, errstr, errstr_size)))
+    if ((e = wr_deflate(&a->zs, &a->z, p, n, Z_FINISH, errstr, errstr_size)))
+        return wr_stick(a, e);
+    if ((e = wr_emit_block(a, count, &a->z, 1, errstr, errstr_size)))
         return e;
-    return VD_ERR_OK;
+    return wr_zreset(a, errstr, errstr_size);
+}
+
+/* ---- the deflate workers --------------------------------------------------- */
+
+typedef struct wr_worker_arg {
+    avro_wr *a;
+    int id;
+} wr_worker_arg;
+
+static void *wr_worker(void *arg) {
+    avro_wr *a = ((wr_worker_arg *)arg)->a;
+    z_stream *zs = &a->wzs[((wr_worker_arg *)arg)->id];
+    free(arg);
+    char es[256];
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        while (!a->quit && a->next >= a->nready)
+            pthread_cond_wait(&a->cv, &a->mu);
+        if (a->quit)
+            break;
+        size_t k = a->next++;
+        const unsigned char *base = (const unsigned char *)a->blk.data;
+        size_t from = k * SEG;
+        bool last = a->nseg && k == a->nseg - 1;
+        size_t to = last ? a->blen : from + SEG;
+        bool skip = a->thr_err != VD_ERR_OK;
+        pthread_mutex_unlock(&a->mu);
+        vd_err e = VD_ERR_OK;
+        if (!skip) {
+            vd_buf_reset(&a->segz[k]);
+            if (deflateReset(zs) != Z_OK ||
+                (from > 0 && deflateSetDictionary(zs, base + (from > DICT ? from - DICT : 0),
+                                                  (uInt)(from > DICT ? DICT : from)) != Z_OK))
+                e = vd_seterr(es, sizeof es, VD_ERR_INTERNAL, "avro: deflate reset failed");
+            else
+                e = wr_deflate(zs, &a->segz[k], base + from, to - from,
+                               last ? Z_FINISH : Z_SYNC_FLUSH, es, sizeof es);
+        }
+        pthread_mutex_lock(&a->mu);
+        if (e && !a->thr_err) {
+            a->thr_err = e;
+            memcpy(a->thr_errstr, es, sizeof es);
+        }
+        a->ndone++;
+        pthread_cond_broadcast(&a->cv);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+static void wr_thread_stop(avro_wr *a) {
+    if (!a->thr_on)
+        return;
+    pthread_mutex_lock(&a->mu);
+    a->quit = true;
+    pthread_cond_broadcast(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    for (int i = 0; i < a->nthr; i++)
+        pthread_join(a->thr[i], NULL);
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cv);
+    a->thr_on = false;
+}
+
+/* Hands the segments that are now complete to the workers. */
+static void wr_publish(avro_wr *a) {
+    pthread_mutex_lock(&a->mu);
+    a->nready = a->blk.len / SEG;
+    pthread_cond_broadcast(&a->cv);
+    pthread_mutex_unlock(&a->mu);
 }
 
 /* Emits the open block, if it holds any record. */
 static vd_err wr_flush_block(avro_wr *a, char *errstr, size_t errstr_size) {
     if (a->blk_count == 0)
         return VD_ERR_OK;
-    vd_err e = wr_block(a, a->blk.data, a->blk.len, a->blk_count, errstr, errstr_size);
+    vd_err e;
+    if (!a->thr_on) {
+        e = wr_block(a, a->blk.data, a->blk.len, a->blk_count, errstr, errstr_size);
+    } else {
+        pthread_mutex_lock(&a->mu);
+        a->blen = a->blk.len;
+        a->nseg = a->blen / SEG + 1; /* the last one is partial, maybe empty */
+        a->nready = a->nseg;
+        pthread_cond_broadcast(&a->cv);
+        while (a->ndone < a->nseg)
+            pthread_cond_wait(&a->cv, &a->mu);
+        e = a->thr_err;
+        if (e)
+            vd_seterr(errstr, errstr_size, e, "%s", a->thr_errstr);
+        size_t nseg = a->nseg;
+        a->nready = a->next = a->ndone = a->nseg = a->blen = 0;
+        pthread_mutex_unlock(&a->mu);
+        if (e)
+            wr_stick(a, e);
+        else
+            e = wr_emit_block(a, a->blk_count, a->segz, nseg, errstr, errstr_size);
+    }
     vd_buf_reset(&a->blk);
     a->blk_count = 0;
     return e;
@@ -349,10 +521,16 @@ static vd_err wr_record(avro_wr *a, bool hash, char *errstr, size_t errstr_size)
         return e;
     if (r->len >= BLOCK_TARGET) /* a block of its own, deflated straight from enc */
         return wr_block(a, r->data, r->len, 1, errstr, errstr_size);
-    /* Never grows: blk.len + r->len <= BLOCK_TARGET, which is reserved at open. */
+    /* Never grows (so never moves under the deflate thread): blk.len + r->len
+     * <= BLOCK_TARGET, which is reserved at open. */
+    if (a->blk.len + r->len + 1 > a->blk.cap) /* vd_buf_append adds a NUL */
+        return wr_stick(a, vd_seterr(errstr, errstr_size, VD_ERR_INTERNAL,
+                                     "avro: block buffer too small"));
     if ((e = vd_buf_append(&a->blk, r->data, r->len)))
         return wr_stick(a, vd_seterr(errstr, errstr_size, e, "avro: out of memory"));
     a->blk_count++;
+    if (a->thr_on && a->blk.len / SEG > a->nready)
+        wr_publish(a);
     return VD_ERR_OK;
 }
 
@@ -596,6 +774,36 @@ vd_err vd__avro_writer_open(vd_writer *w, const char *path, const vd_artifact_in
     }
     if ((e = wr_record(a, true, errstr, errstr_size)))
         goto fail;
+    for (size_t i = 0; i < SEG_MAX; i++)
+        vd_buf_init(&a->segz[i], 0);
+    for (; a->nwzs < NWORKERS; a->nwzs++) {
+        rc = deflateInit2(&a->wzs[a->nwzs], DEFLATE_LEVEL, Z_DEFLATED, -15, 8,
+                          Z_DEFAULT_STRATEGY);
+        if (rc != Z_OK) {
+            e = vd_seterr(errstr, errstr_size, rc == Z_MEM_ERROR ? VD_ERR_NOMEM : VD_ERR_INTERNAL,
+                          "avro: deflateInit2 failed (%d)", rc);
+            goto fail;
+        }
+    }
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    a->thr_on = true; /* from here on, wr_thread_stop joins what started */
+    for (; a->nthr < NWORKERS; a->nthr++) {
+        wr_worker_arg *wa = malloc(sizeof *wa);
+        int trc = wa ? 0 : ENOMEM;
+        if (wa) {
+            wa->a = a;
+            wa->id = a->nthr;
+            trc = pthread_create(&a->thr[a->nthr], NULL, wr_worker, wa);
+            if (trc != 0)
+                free(wa);
+        }
+        if (trc != 0) {
+            e = vd_seterr(errstr, errstr_size, VD_ERR_INTERNAL,
+                          "avro: cannot start a deflate thread: %s", strerror(trc));
+            goto fail;
+        }
+    }
     return VD_ERR_OK;
 fail:
     avro_wr_destroy(w);

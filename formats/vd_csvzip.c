@@ -29,8 +29,13 @@
  * Bounded memory: libzip buffers sources until zip_close, so the writer
  * streams the CSV members to temp files in a private temp directory next to
  * the artifact (and every files/DOC payload into one spill file), hashing as
- * it goes; at close they are added with zip_source_file and deflated (level
- * 1) straight into the archive, then the temp directory is removed.
+ * it goes; then the temp directory is removed. The two CSV members are
+ * hashed, CRC-32'd and raw-deflated (level 1) while they are written, on a
+ * second thread (the rows of the next block are formatted meanwhile), so
+ * their temp files hold the deflated bytes: at close a source that says so
+ * (method, CRC and sizes in its stat) lets libzip copy them into the archive
+ * without compressing again. The files/DOC payloads are deflated by libzip
+ * at close.
  */
 #include "formats_int.h"
 
@@ -39,7 +44,9 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -47,6 +54,7 @@
 
 #include <jansson.h>
 #include <zip.h>
+#include <zlib.h>
 
 #define CSVZIP_FORMAT "vecdump-csv"
 #define CSVZIP_FORMAT_VERSION 1
@@ -65,6 +73,9 @@ static const char CHUNKS_HEADER[] = "id,doc_id,seq,text,embedding,metadata,text_
 /* The ratio limit applies once a member has inflated more than this. */
 #define RATIO_FLOOR ((int64_t)1 << 20)
 #define READ_CHUNK (64 * 1024)
+#define OUT_BLOCK ((size_t)1 << 20) /* CSV bytes handed to the deflate thread at once */
+#define OUT_ZBUF ((size_t)256 * 1024)
+#define OUT_LEVEL 1
 #define MAX_DIM 65536
 
 /* ---- shared helpers ---------------------------------------------------- */
@@ -127,11 +138,22 @@ static vd_err zip_code_err(int zep, int sys, bool disk) {
 /* writer                                                                 */
 /* ====================================================================== */
 
+/*
+ * One CSV member being written. The caller's thread appends rows to pend and
+ * counts size; the deflate thread alone touches sha, crc, zs, zbuf, fp and
+ * csize once a block has been handed over (until the thread is idle again).
+ */
 typedef struct csv_out {
-    FILE *fp;
+    FILE *fp;                /* the member's raw deflate stream */
     char *path;
-    vd_sha256 *sha;
-    int64_t size;
+    vd_sha256 *sha;          /* over the member's (uncompressed) bytes */
+    int64_t size;            /* uncompressed bytes, pend included */
+    vd_buf pend;             /* bytes not yet handed to the deflate thread */
+    uLong crc;
+    z_stream zs;
+    bool zinit;
+    unsigned char *zbuf;
+    int64_t csize;           /* deflated bytes written to fp */
 } csv_out;
 
 typedef struct csvzip_writer {
@@ -141,6 +163,16 @@ typedef struct csvzip_writer {
     bool include_files;
     json_t *info;            /* artifact info, copied into the manifest */
     csv_out docs, chunks;
+    /* The deflate thread: one block (full) of one member (job) at a time. */
+    bool thr_on;
+    pthread_t thr;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    vd_buf full;
+    csv_out *job;
+    bool job_final, quit;
+    vd_err thr_err;          /* the thread's first error (under mu) */
+    char thr_errstr[256];
     FILE *spill;             /* concatenated files/DOC payloads */
     char *spill_path;
     int64_t spill_size;
@@ -170,6 +202,12 @@ static void csv_out_discard(csv_out *o) {
     if (o->fp)
         fclose(o->fp);
     o->fp = NULL;
+    if (o->zinit)
+        deflateEnd(&o->zs);
+    o->zinit = false;
+    free(o->zbuf);
+    o->zbuf = NULL;
+    vd_buf_free(&o->pend);
     if (o->path) {
         unlink(o->path);
         free(o->path);
@@ -177,6 +215,108 @@ static void csv_out_discard(csv_out *o) {
     }
     vd_sha256_destroy(o->sha);
     o->sha = NULL;
+}
+
+/* ---- the deflate thread ------------------------------------------------ */
+
+/* Hashes, CRCs and deflates n bytes of o (finishing its stream when final)
+ * into its temp file. Runs on the deflate thread. */
+static vd_err out_deflate(csv_out *o, const void *p, size_t n, bool final, char *errstr,
+                          size_t errstr_size) {
+    vd_sha256_update(o->sha, p, n);
+    o->crc = crc32_z(o->crc, p, n);
+    const unsigned char *in = p;
+    for (;;) {
+        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        int flush = final && k == n ? Z_FINISH : Z_NO_FLUSH;
+        o->zs.next_in = (Bytef *)(uintptr_t)in;
+        o->zs.avail_in = k;
+        int rc;
+        do {
+            o->zs.next_out = o->zbuf;
+            o->zs.avail_out = (uInt)OUT_ZBUF;
+            rc = deflate(&o->zs, flush);
+            if (rc == Z_STREAM_ERROR)
+                return vd_seterr(errstr, errstr_size, VD_ERR_INTERNAL,
+                                 "csv: deflate %s: stream error", o->path);
+            size_t have = OUT_ZBUF - o->zs.avail_out;
+            if (have && fwrite(o->zbuf, 1, have, o->fp) != have)
+                return vd_seterr(errstr, errstr_size,
+                                 errno == ENOSPC ? VD_ERR_NOSPACE : VD_ERR_IO,
+                                 "csv: write %s: %s", o->path, strerror(errno));
+            o->csize += (int64_t)have;
+        } while (o->zs.avail_out == 0 || (flush == Z_FINISH && rc != Z_STREAM_END));
+        in += k;
+        n -= k;
+        if (!n)
+            return VD_ERR_OK;
+    }
+}
+
+static void *deflate_thread(void *arg) {
+    csvzip_writer *z = arg;
+    char es[256];
+    pthread_mutex_lock(&z->mu);
+    for (;;) {
+        while (!z->job && !z->quit)
+            pthread_cond_wait(&z->cv, &z->mu);
+        if (!z->job)
+            break; /* quit */
+        bool skip = z->thr_err != VD_ERR_OK;
+        pthread_mutex_unlock(&z->mu);
+        vd_err e = skip ? VD_ERR_OK
+                        : out_deflate(z->job, z->full.data, z->full.len, z->job_final, es,
+                                      sizeof es);
+        pthread_mutex_lock(&z->mu);
+        if (e && !z->thr_err) {
+            z->thr_err = e;
+            memcpy(z->thr_errstr, es, sizeof es);
+        }
+        vd_buf_reset(&z->full);
+        z->job = NULL;
+        pthread_cond_broadcast(&z->cv);
+    }
+    pthread_mutex_unlock(&z->mu);
+    return NULL;
+}
+
+/* Waits until the thread is idle; @returns its first error. Caller holds mu. */
+static vd_err deflate_wait_locked(csvzip_writer *z, char *errstr, size_t errstr_size) {
+    while (z->job)
+        pthread_cond_wait(&z->cv, &z->mu);
+    if (z->thr_err)
+        return vd_seterr(errstr, errstr_size, z->thr_err, "%s", z->thr_errstr);
+    return VD_ERR_OK;
+}
+
+/* Hands o's pending bytes to the thread (final: and ends its stream). */
+static vd_err out_hand(csvzip_writer *z, csv_out *o, bool final, char *errstr,
+                       size_t errstr_size) {
+    pthread_mutex_lock(&z->mu);
+    vd_err e = deflate_wait_locked(z, errstr, errstr_size);
+    if (!e) {
+        vd_buf t = z->full;
+        z->full = o->pend;
+        o->pend = t;
+        z->job = o;
+        z->job_final = final;
+        pthread_cond_broadcast(&z->cv);
+    }
+    pthread_mutex_unlock(&z->mu);
+    return e;
+}
+
+static void deflate_thread_stop(csvzip_writer *z) {
+    if (!z->thr_on)
+        return;
+    pthread_mutex_lock(&z->mu);
+    z->quit = true;
+    pthread_cond_broadcast(&z->cv);
+    pthread_mutex_unlock(&z->mu);
+    pthread_join(z->thr, NULL);
+    pthread_mutex_destroy(&z->mu);
+    pthread_cond_destroy(&z->cv);
+    z->thr_on = false;
 }
 
 static void csvzip_remove_temps(csvzip_writer *z) {
@@ -203,7 +343,9 @@ static void csvzip_writer_destroy(vd_writer *w) {
         return;
     if (z->za)
         zip_discard(z->za);
+    deflate_thread_stop(z); /* before the members it may be deflating */
     csvzip_remove_temps(z);
+    vd_buf_free(&z->full);
     if (z->zip_written && !z->closed)
         unlink(z->path);
     json_decref(z->info);
@@ -219,31 +361,39 @@ static void csvzip_writer_destroy(vd_writer *w) {
 
 static vd_err out_open(csvzip_writer *z, csv_out *o, const char *name, const char *header,
                        char *errstr, size_t errstr_size) {
+    vd_buf_init(&o->pend, 0);
     o->path = path_join(z->tmpdir, name);
     o->sha = vd_sha256_new();
-    if (!o->path || !o->sha)
+    o->zbuf = malloc(OUT_ZBUF);
+    if (!o->path || !o->sha || !o->zbuf || vd_buf_reserve(&o->pend, OUT_BLOCK + 4096))
         return vd_seterr(errstr, errstr_size, VD_ERR_NOMEM, "csv: out of memory");
+    o->crc = crc32_z(0, NULL, 0);
+    int rc = deflateInit2(&o->zs, OUT_LEVEL, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+    if (rc != Z_OK)
+        return vd_seterr(errstr, errstr_size, rc == Z_MEM_ERROR ? VD_ERR_NOMEM : VD_ERR_INTERNAL,
+                         "csv: deflateInit2 failed (%d)", rc);
+    o->zinit = true;
     o->fp = fopen(o->path, "wbx");
     if (!o->fp)
         return vd_seterr(errstr, errstr_size, VD_ERR_IO, "csv: create temp %s: %s", o->path,
                          strerror(errno));
     setvbuf(o->fp, NULL, _IOFBF, 256 * 1024);
     size_t n = strlen(header);
-    if (fwrite(header, 1, n, o->fp) != n || fwrite("\r\n", 1, 2, o->fp) != 2)
-        return vd_seterr(errstr, errstr_size, errno == ENOSPC ? VD_ERR_NOSPACE : VD_ERR_IO,
-                         "csv: write %s: %s", o->path, strerror(errno));
-    vd_sha256_update(o->sha, header, n);
-    vd_sha256_update(o->sha, "\r\n", 2);
+    vd_err e;
+    if ((e = vd_buf_append(&o->pend, header, n)) || (e = vd_buf_append(&o->pend, "\r\n", 2)))
+        return vd_seterr(errstr, errstr_size, e, "csv: out of memory");
     o->size = (int64_t)n + 2;
     return VD_ERR_OK;
 }
 
-static vd_err out_write(csv_out *o, const void *p, size_t n, char *errstr, size_t errstr_size) {
-    if (n && fwrite(p, 1, n, o->fp) != n)
-        return vd_seterr(errstr, errstr_size, errno == ENOSPC ? VD_ERR_NOSPACE : VD_ERR_IO,
-                         "csv: write %s: %s", o->path, strerror(errno));
-    vd_sha256_update(o->sha, p, n);
+static vd_err out_write(csvzip_writer *z, csv_out *o, const void *p, size_t n, char *errstr,
+                        size_t errstr_size) {
+    vd_err e = vd_buf_append(&o->pend, p, n);
+    if (e)
+        return vd_seterr(errstr, errstr_size, e, "csv: out of memory");
     o->size += (int64_t)n;
+    if (o->pend.len >= OUT_BLOCK)
+        return out_hand(z, o, false, errstr, errstr_size);
     return VD_ERR_OK;
 }
 
@@ -360,6 +510,22 @@ vd_err vd__csvzip_writer_open(vd_writer *w, const char *path, const vd_artifact_
             goto fail;
         }
     }
+    vd_buf_init(&z->full, 0);
+    if (vd_buf_reserve(&z->full, OUT_BLOCK + 4096)) {
+        e = vd_seterr(errstr, errstr_size, VD_ERR_NOMEM, "csv: out of memory");
+        goto fail;
+    }
+    pthread_mutex_init(&z->mu, NULL);
+    pthread_cond_init(&z->cv, NULL);
+    int trc = pthread_create(&z->thr, NULL, deflate_thread, z);
+    if (trc != 0) {
+        pthread_mutex_destroy(&z->mu);
+        pthread_cond_destroy(&z->cv);
+        e = vd_seterr(errstr, errstr_size, VD_ERR_INTERNAL,
+                      "csv: cannot start the deflate thread: %s", strerror(trc));
+        goto fail;
+    }
+    z->thr_on = true;
     if ((e = out_open(z, &z->docs, M_DOCS, DOCS_HEADER, errstr, errstr_size)) ||
         (e = out_open(z, &z->chunks, M_CHUNKS, CHUNKS_HEADER, errstr, errstr_size)))
         goto fail;
@@ -462,7 +628,7 @@ static vd_err csvzip_put(vd_writer *w, const vd_docgroup *g, char *errstr, size_
         (e = vd_buf_append(b, "\r\n", 2)))
         return vd_seterr(errstr, errstr_size, e, "csv: document %s: %s", d->id ? d->id : "?",
                          vd_err2str(e));
-    if ((e = out_write(&z->docs, b->data, b->len, errstr, errstr_size)))
+    if ((e = out_write(z, &z->docs, b->data, b->len, errstr, errstr_size)))
         return e;
     z->counts.documents++;
 
@@ -481,7 +647,7 @@ static vd_err csvzip_put(vd_writer *w, const vd_docgroup *g, char *errstr, size_
             (e = vd_buf_append(b, "\r\n", 2)))
             return vd_seterr(errstr, errstr_size, e, "csv: chunk %s: %s", c->id ? c->id : "?",
                              vd_err2str(e));
-        if ((e = out_write(&z->chunks, b->data, b->len, errstr, errstr_size)))
+        if ((e = out_write(z, &z->chunks, b->data, b->len, errstr, errstr_size)))
             return e;
         z->counts.chunks++;
     }
@@ -516,7 +682,16 @@ static int64_t csvzip_bytes(const vd_writer *w) {
     return z->docs.size + z->chunks.size + z->spill_size;
 }
 
-static vd_err out_finish(csv_out *o, vd_member_sum *m, char *errstr, size_t errstr_size) {
+static vd_err out_finish(csvzip_writer *z, csv_out *o, vd_member_sum *m, char *errstr,
+                         size_t errstr_size) {
+    vd_err e = out_hand(z, o, true, errstr, errstr_size);
+    if (!e) {
+        pthread_mutex_lock(&z->mu);
+        e = deflate_wait_locked(z, errstr, errstr_size);
+        pthread_mutex_unlock(&z->mu);
+    }
+    if (e)
+        return e;
     int rc = fclose(o->fp);
     o->fp = NULL;
     if (rc != 0)
@@ -525,6 +700,99 @@ static vd_err out_finish(csv_out *o, vd_member_sum *m, char *errstr, size_t errs
     vd_sha256_final_hex(o->sha, m->sha256);
     m->size = o->size;
     return VD_ERR_OK;
+}
+
+/*
+ * A libzip source of a member this writer has already deflated: its stat
+ * gives the method, CRC-32 and both sizes, so zip_close copies the raw
+ * deflate stream as it is instead of compressing it again.
+ */
+typedef struct predeflated {
+    const char *path; /* borrowed from the csv_out, which outlives zip_close */
+    FILE *fp;
+    zip_uint64_t size, csize;
+    zip_uint32_t crc;
+    time_t mtime;
+    zip_error_t err;
+} predeflated;
+
+static zip_int64_t predeflated_cb(void *ud, void *data, zip_uint64_t len, zip_source_cmd_t cmd) {
+    predeflated *p = ud;
+    switch (cmd) {
+    case ZIP_SOURCE_OPEN:
+        p->fp = fopen(p->path, "rb");
+        if (!p->fp) {
+            zip_error_set(&p->err, ZIP_ER_OPEN, errno);
+            return -1;
+        }
+        return 0;
+    case ZIP_SOURCE_READ: {
+        size_t n = fread(data, 1, (size_t)len, p->fp);
+        if (n < len && ferror(p->fp)) {
+            zip_error_set(&p->err, ZIP_ER_READ, errno);
+            return -1;
+        }
+        return (zip_int64_t)n;
+    }
+    case ZIP_SOURCE_CLOSE:
+        if (p->fp)
+            fclose(p->fp);
+        p->fp = NULL;
+        return 0;
+    case ZIP_SOURCE_STAT: {
+        if (len < sizeof(zip_stat_t)) {
+            zip_error_set(&p->err, ZIP_ER_INVAL, 0);
+            return -1;
+        }
+        zip_stat_t *st = data;
+        zip_stat_init(st);
+        st->valid = ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE | ZIP_STAT_COMP_METHOD | ZIP_STAT_CRC |
+                    ZIP_STAT_ENCRYPTION_METHOD | ZIP_STAT_MTIME;
+        st->size = p->size;
+        st->comp_size = p->csize;
+        st->comp_method = ZIP_CM_DEFLATE;
+        st->encryption_method = ZIP_EM_NONE;
+        st->crc = p->crc;
+        st->mtime = p->mtime;
+        return (zip_int64_t)sizeof(zip_stat_t);
+    }
+    case ZIP_SOURCE_ERROR:
+        return zip_error_to_data(&p->err, data, len);
+    case ZIP_SOURCE_FREE:
+        if (p->fp)
+            fclose(p->fp);
+        zip_error_fini(&p->err);
+        free(p);
+        return 0;
+    case ZIP_SOURCE_SUPPORTS:
+        return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN, ZIP_SOURCE_READ, ZIP_SOURCE_CLOSE,
+                                              ZIP_SOURCE_STAT, ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE,
+                                              -1);
+    default:
+        zip_error_set(&p->err, ZIP_ER_OPNOTSUPP, 0);
+        return -1;
+    }
+}
+
+/* A source for the finished member o; NULL (the archive's error set) on failure. */
+static zip_source_t *predeflated_source(csvzip_writer *z, const csv_out *o) {
+    predeflated *p = calloc(1, sizeof *p);
+    if (!p) {
+        zip_error_set(zip_get_error(z->za), ZIP_ER_MEMORY, 0);
+        return NULL;
+    }
+    p->path = o->path;
+    p->size = (zip_uint64_t)o->size;
+    p->csize = (zip_uint64_t)o->csize;
+    p->crc = (zip_uint32_t)o->crc;
+    p->mtime = time(NULL);
+    zip_error_init(&p->err);
+    zip_source_t *src = zip_source_function(z->za, predeflated_cb, p);
+    if (!src) {
+        zip_error_fini(&p->err);
+        free(p);
+    }
+    return src;
 }
 
 static vd_err zadd(csvzip_writer *z, const char *name, zip_source_t *src, char *errstr,
@@ -548,8 +816,8 @@ static vd_err csvzip_close(vd_writer *w, vd_writer_result *res, char *errstr, si
     vd_err e;
     if (!z || z->closed || !z->za)
         return vd_seterr(errstr, errstr_size, VD_ERR_INVALID_ARG, "csv: writer already closed");
-    if ((e = out_finish(&z->docs, &z->members[0], errstr, errstr_size)) ||
-        (e = out_finish(&z->chunks, &z->members[1], errstr, errstr_size)))
+    if ((e = out_finish(z, &z->docs, &z->members[0], errstr, errstr_size)) ||
+        (e = out_finish(z, &z->chunks, &z->members[1], errstr, errstr_size)))
         return e;
     if (z->spill) {
         int rc = fclose(z->spill);
@@ -583,8 +851,8 @@ static vd_err csvzip_close(vd_writer *w, vd_writer_result *res, char *errstr, si
         return vd_seterr(errstr, errstr_size, VD_ERR_NOMEM, "csv: out of memory");
 
     /* Members, in order: documents.csv, chunks.csv, files/..., manifest.json. */
-    if ((e = zadd(z, M_DOCS, zip_source_file(z->za, z->docs.path, 0, 0), errstr, errstr_size)) ||
-        (e = zadd(z, M_CHUNKS, zip_source_file(z->za, z->chunks.path, 0, 0), errstr, errstr_size)))
+    if ((e = zadd(z, M_DOCS, predeflated_source(z, &z->docs), errstr, errstr_size)) ||
+        (e = zadd(z, M_CHUNKS, predeflated_source(z, &z->chunks), errstr, errstr_size)))
         return e;
     for (size_t i = 2; i < z->nmembers; i++) {
         /* Length 0 means "to end of file" to zip_source_file: empty files
@@ -624,6 +892,9 @@ static vd_err csvzip_close(vd_writer *w, vd_writer_result *res, char *errstr, si
     if (fd < 0)
         return vd_seterr(errstr, errstr_size, VD_ERR_IO, "csv: open %s: %s", z->path,
                          strerror(errno));
+    /* Writeback starts now and overlaps the hashing; only a hint (the fsync
+     * below makes the file durable), so its result is ignored. */
+    (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     char *buf = malloc(READ_CHUNK);
     int64_t total = 0;
     if (!buf) {

@@ -38,6 +38,7 @@
 #define JW_FLUSH_AT (1u << 20)   /* staging bytes that trigger a write */
 #define JW_ZOUT_SIZE (1u << 20)  /* deflate output block */
 #define JR_READ_SIZE (1u << 20)  /* read(2) / inflate input block */
+#define JW_WRITEBACK (8u << 20)  /* written bytes after which writeback is started */
 #define JR_WIN_INIT (1u << 20)   /* initial line window */
 #define JR_MAX_FIELDS 48
 #define JR_MAX_DEPTH 64
@@ -93,14 +94,15 @@ typedef struct jw {
     vd_sha256 *lines_sha;    /* lines before the trailer, uncompressed */
     vd_sha256 *file_sha;     /* bytes as written to the file */
     int64_t file_bytes;      /* atomic: the compression thread adds to it */
+    int64_t wb_off;          /* writeback started up to here (writer side only) */
     z_stream zs;
     bool zinit;
     unsigned char *zout;
     vd_counts counts;
     /*
-     * With compression, a second thread hashes, deflates and writes while
+     * A second thread hashes, deflates (with compression) and writes while
      * the caller formats the next block: pend is swapped with full (double
-     * buffering), so formatting and deflate overlap.
+     * buffering), so formatting overlaps hashing, deflate and write(2).
      */
     bool thr_on;
     pthread_t thr;
@@ -147,6 +149,14 @@ static vd_err jw_write_file(jw *j, const void *p, size_t n, char *errstr, size_t
         c += k;
         n -= (size_t)k;
         __atomic_fetch_add(&j->file_bytes, (int64_t)k, __ATOMIC_RELAXED);
+    }
+    /* Start writeback of what is written so far, so that the fsync at close
+     * has little left to do. Only a hint: close's fsync is what makes the
+     * file durable, so a failure here is ignored. */
+    int64_t end = __atomic_load_n(&j->file_bytes, __ATOMIC_RELAXED);
+    if (end - j->wb_off >= (int64_t)JW_WRITEBACK) {
+        (void)sync_file_range(j->fd, j->wb_off, end - j->wb_off, SYNC_FILE_RANGE_WRITE);
+        j->wb_off = end;
     }
     return VD_ERR_OK;
 }
@@ -640,21 +650,21 @@ vd_err vd__jsonl_writer_open(vd_writer *w, const char *path, const vd_artifact_i
                          "open %s: %s", path, strerror(err));
     }
     j->created = true;
-    if (j->compress) {
-        if (vd_buf_reserve(&j->full, JW_FLUSH_AT + (64u << 10)) != VD_ERR_OK)
-            return vd_seterr(errstr, errstr_size, VD_ERR_NOMEM, "jsonl writer: out of memory");
-        pthread_mutex_init(&j->mu, NULL);
-        pthread_cond_init(&j->cv, NULL);
-        int rc = pthread_create(&j->thr, NULL, jw_thread, j);
-        if (rc != 0) {
-            pthread_mutex_destroy(&j->mu);
-            pthread_cond_destroy(&j->cv);
-            return vd_seterr(errstr, errstr_size, VD_ERR_INTERNAL,
-                             "jsonl writer: cannot start the compression thread: %s",
-                             strerror(rc));
-        }
-        j->thr_on = true;
+    /* Also without compression: hashing and write(2) then overlap the
+     * formatting of the next block. */
+    if (vd_buf_reserve(&j->full, JW_FLUSH_AT + (64u << 10)) != VD_ERR_OK)
+        return vd_seterr(errstr, errstr_size, VD_ERR_NOMEM, "jsonl writer: out of memory");
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    int rc = pthread_create(&j->thr, NULL, jw_thread, j);
+    if (rc != 0) {
+        pthread_mutex_destroy(&j->mu);
+        pthread_cond_destroy(&j->cv);
+        return vd_seterr(errstr, errstr_size, VD_ERR_INTERNAL,
+                         "jsonl writer: cannot start the writer thread: %s",
+                         strerror(rc));
     }
+    j->thr_on = true;
     return jw_put_header(j, info, errstr, errstr_size);
 }
 

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,9 @@
 #include <unistd.h>
 
 #define EXPORT_ITER_BATCH 128
+/* Read-ahead between the Redis reader thread and the writer (see prefetch). */
+#define PREFETCH_MAX_GROUPS 256
+#define PREFETCH_MAX_CHUNKS 2048
 
 void vd_export_result_free(vd_export_result *r) {
     if (!r)
@@ -302,6 +306,130 @@ static void remove_stale_temps(const char *dir, const char *task_id) {
         vd__fsync_dir(dir, NULL, 0);
 }
 
+/* ---- read-ahead: Redis reads overlap the formatting ------------------- */
+
+/*
+ * A reader thread runs the store iterator and hands finished document groups
+ * to the export loop through a bounded queue (at most PREFETCH_MAX_GROUPS
+ * groups and, beyond the first, PREFETCH_MAX_CHUNKS chunks), so that the next
+ * window is read from Redis while this one is encoded, compressed and
+ * written. Groups come out in the iterator's order. The reader thread alone
+ * touches the iterator (and its store connection) until it has been joined.
+ */
+typedef struct prefetch {
+    vd_store_iter *it;
+    pthread_t th;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    vd_docgroup q[PREFETCH_MAX_GROUPS]; /* ring: q[head .. head + n) */
+    size_t head, n, nchunks;
+    bool done, stop;
+    vd_err err;
+    char errmsg[512];
+} prefetch;
+
+static void *prefetch_main(void *arg) {
+    prefetch *pf = arg;
+    vd_docgroup g;
+    memset(&g, 0, sizeof g);
+    for (;;) {
+        pthread_mutex_lock(&pf->mu);
+        while (!pf->stop &&
+               (pf->n == PREFETCH_MAX_GROUPS || (pf->n > 0 && pf->nchunks >= PREFETCH_MAX_CHUNKS)))
+            pthread_cond_wait(&pf->cv, &pf->mu);
+        bool stop = pf->stop;
+        pthread_mutex_unlock(&pf->mu);
+        if (stop)
+            break;
+        bool done = false;
+        char msg[512];
+        msg[0] = '\0';
+        vd_err e = vd_store_iter_next(pf->it, &g, &done, msg, sizeof msg);
+        pthread_mutex_lock(&pf->mu);
+        if (e || done) {
+            pf->err = e;
+            memcpy(pf->errmsg, msg, sizeof msg);
+            pf->done = true;
+            pthread_cond_broadcast(&pf->cv);
+            pthread_mutex_unlock(&pf->mu);
+            break;
+        }
+        pf->q[(pf->head + pf->n) % PREFETCH_MAX_GROUPS] = g;
+        pf->n++;
+        pf->nchunks += g.nchunks;
+        memset(&g, 0, sizeof g); /* now owned by the queue */
+        pthread_cond_broadcast(&pf->cv);
+        pthread_mutex_unlock(&pf->mu);
+    }
+    vd_docgroup_clear(&g);
+    return NULL;
+}
+
+static vd_err prefetch_start(prefetch *pf, vd_store_iter *it, char *errstr, size_t errstr_size) {
+    memset(pf, 0, sizeof *pf);
+    pf->it = it;
+    if (pthread_mutex_init(&pf->mu, NULL) != 0)
+        return vd_seterr(errstr, errstr_size, VD_ERR_NOMEM, "export: mutex init failed");
+    if (pthread_cond_init(&pf->cv, NULL) != 0) {
+        pthread_mutex_destroy(&pf->mu);
+        return vd_seterr(errstr, errstr_size, VD_ERR_NOMEM, "export: condvar init failed");
+    }
+    int rc = pthread_create(&pf->th, NULL, prefetch_main, pf);
+    if (rc != 0) {
+        pthread_cond_destroy(&pf->cv);
+        pthread_mutex_destroy(&pf->mu);
+        return vd_seterr(errstr, errstr_size, VD_ERR_NOMEM, "export: start reader thread: %s",
+                         strerror(rc));
+    }
+    pf->started = true;
+    return VD_ERR_OK;
+}
+
+/* The next group into g, as vd_store_iter_next does (done at the end). */
+static vd_err prefetch_next(prefetch *pf, vd_docgroup *g, bool *done, char *errstr,
+                            size_t errstr_size) {
+    vd_err e = VD_ERR_OK;
+    *done = false;
+    vd_docgroup_clear(g);
+    pthread_mutex_lock(&pf->mu);
+    while (pf->n == 0 && !pf->done)
+        pthread_cond_wait(&pf->cv, &pf->mu);
+    if (pf->n > 0) {
+        vd_docgroup *slot = &pf->q[pf->head];
+        *g = *slot;
+        memset(slot, 0, sizeof *slot);
+        pf->head = (pf->head + 1) % PREFETCH_MAX_GROUPS;
+        pf->n--;
+        pf->nchunks -= g->nchunks;
+        pthread_cond_broadcast(&pf->cv);
+    } else if (pf->err) {
+        e = vd_seterr(errstr, errstr_size, pf->err, "%s", pf->errmsg);
+    } else {
+        *done = true;
+    }
+    pthread_mutex_unlock(&pf->mu);
+    return e;
+}
+
+/* Stops and joins the reader thread and frees what it queued. NULL-safe. */
+static void prefetch_stop(prefetch *pf) {
+    if (!pf || !pf->started)
+        return;
+    pthread_mutex_lock(&pf->mu);
+    pf->stop = true;
+    pthread_cond_broadcast(&pf->cv);
+    pthread_mutex_unlock(&pf->mu);
+    pthread_join(pf->th, NULL);
+    for (; pf->n > 0; pf->n--) {
+        vd_docgroup_clear(&pf->q[pf->head]);
+        pf->head = (pf->head + 1) % PREFETCH_MAX_GROUPS;
+    }
+    pthread_cond_destroy(&pf->cv);
+    pthread_mutex_destroy(&pf->mu);
+    pf->started = false;
+}
+
 static bool path_exists(const char *path) {
     struct stat st;
     return lstat(path, &st) == 0;
@@ -337,8 +465,10 @@ vd_err vd_task_export(const vd_task_ctx *ctx, const vd_export_params *p,
     bool artifact_placed = false;
     int lock_fd = -1; /* holds a shared lock on the artifact temp file */
     vd__progress pr;
+    prefetch pf;
 
     memset(&meta, 0, sizeof meta);
+    memset(&pf, 0, sizeof pf);
     memset(&g, 0, sizeof g);
     memset(&wres, 0, sizeof wres);
     vd_buf_init(&mbuf, 16 * 1024 * 1024);
@@ -430,7 +560,8 @@ vd_err vd_task_export(const vd_task_ctx *ctx, const vd_export_params *p,
 
     vd__progress_phase(&pr, "export", totals.documents);
     if ((e = vd_store_iter_new(s, ctx->ns, p->include_files, EXPORT_ITER_BATCH, &it, errstr,
-                               errstr_size)))
+                               errstr_size)) ||
+        (e = prefetch_start(&pf, it, errstr, errstr_size)))
         goto out;
     int64_t ndocs = 0;
     for (;;) {
@@ -441,7 +572,7 @@ vd_err vd_task_export(const vd_task_ctx *ctx, const vd_export_params *p,
             goto out;
         }
         bool done = false;
-        if ((e = vd_store_iter_next(it, &g, &done, errstr, errstr_size))) {
+        if ((e = prefetch_next(&pf, &g, &done, errstr, errstr_size))) {
             if (e == VD_ERR_BAD_DIM && errstr && errstr_size) {
                 /* An embedding whose length is not a multiple of 4 bytes. */
                 char why[512];
@@ -467,6 +598,7 @@ vd_err vd_task_export(const vd_task_ctx *ctx, const vd_export_params *p,
         vd__progress_set_total(&pr, ndocs);
     vd__progress_update(&pr, ndocs, vd_writer_bytes(w));
     vd__progress_flush(&pr);
+    prefetch_stop(&pf);
     vd_store_iter_destroy(it);
     it = NULL;
 
@@ -543,6 +675,7 @@ vd_err vd_task_export(const vd_task_ctx *ctx, const vd_export_params *p,
 out:
     if (lock_fd >= 0)
         close(lock_fd);
+    prefetch_stop(&pf); /* before the iterator it reads */
     vd_docgroup_clear(&g);
     vd_store_iter_destroy(it);
     vd_writer_destroy(w); /* removes the temp file when not closed */
