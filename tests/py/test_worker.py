@@ -181,7 +181,7 @@ def test_two_workers_share_the_group(tmp_path):
         time.sleep(3)  # let the group settle with both members
         schemas = load_schemas()
         p = s.producer()
-        tids = ["share-%d-%s" % (i, s.uid) for i in range(8)]
+        tids = ["share-%d-%s" % (i, s.uid) for i in range(16)]
         for tid in tids:
             p.send(s.topics["commands"], key=tid.encode(),
                    value=so_encode(schemas, "Command", command(tid, s.ns, validate_body())))
