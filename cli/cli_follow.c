@@ -120,9 +120,10 @@ static void print_final_human(const vd_task_event *ev) {
                (long long)ev->export_result.size, ev->export_result.sha256);
     if (ev->result_kind == VD_RESULT_IMPORT) {
         const vd_ev_import_result *r = &ev->import_result;
-        printf("  artifact: %lld documents, %lld chunks, %lld files; imported %lld, skipped %lld, "
+        printf("  artifact: %lld documents, %lld chunks, %lld files; %s %lld, skipped %lld, "
                "overwritten %lld, conflicts %lld in %lld ms\n",
                (long long)r->documents, (long long)r->chunks, (long long)r->files,
+               r->validate_only ? "would import" : "imported",
                (long long)r->imported, (long long)r->skipped, (long long)r->overwritten,
                (long long)r->conflicts, (long long)r->duration_ms);
     }
