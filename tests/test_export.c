@@ -27,21 +27,6 @@
 
 #include "vd_tasks.h"
 
-static vd_store_conf conf;
-
-static vd_store *connect_store(void) {
-    vd_store *s = NULL;
-    char err[256];
-    conf.host = "127.0.0.1";
-    conf.port = vd_test_redis_port();
-    conf.timeout_ms = 5000;
-    vd_err e = vd_store_connect(&conf, &s, err, sizeof err);
-    if (e)
-        print_message("connect: %s\n", err);
-    assert_int_equal(e, VD_ERR_OK);
-    return s;
-}
-
 static void seed(vd_store *s, const char *ns, int64_t docs, int chunks, int dim, bool files) {
     vd_seed_conf sc;
     memset(&sc, 0, sizeof sc);
@@ -60,23 +45,10 @@ static void seed(vd_store *s, const char *ns, int64_t docs, int chunks, int dim,
     assert_int_equal(e, VD_ERR_OK);
 }
 
-static void drop(vd_store *s, const char *ns) {
-    char err[256];
-    int64_t n = 0;
-    assert_int_equal(vd_store_drop_namespace(s, ns, &n, err, sizeof err), VD_ERR_OK);
-}
-
-static void rm_rf(const char *d) {
-    char cmd[PATH_MAX * 2];
-    snprintf(cmd, sizeof cmd, "chmod -R u+w '%s' 2>/dev/null; rm -rf '%s'", d, d);
-    if (system(cmd) != 0)
-        print_message("cleanup of %s failed\n", d);
-}
-
 static vd_task_ctx make_ctx(const char *dir, const char *ns, const char *task_id) {
     vd_task_ctx c;
     memset(&c, 0, sizeof c);
-    c.redis = &conf;
+    c.redis = vd_test_store_conf();
     c.backup_dir = dir;
     c.ns = ns;
     c.task_id = task_id;
@@ -167,7 +139,7 @@ static void check_manifest(const char *art_path, const vd_export_result *res,
     assert_string_equal(json_string_value(json_object_get(m, "task_id")), task_id);
     json_t *src = json_object_get(m, "source");
     assert_string_equal(json_string_value(json_object_get(src, "namespace")), ns);
-    assert_int_equal(json_integer_value(json_object_get(src, "port")), conf.port);
+    assert_int_equal(json_integer_value(json_object_get(src, "port")), vd_test_store_conf()->port);
     const char *leaf = strrchr(art_path, '/');
     assert_string_equal(json_string_value(json_object_get(m, "artifact")), leaf + 1);
     json_decref(m);
@@ -183,7 +155,7 @@ static void check_manifest(const char *art_path, const vd_export_result *res,
 static void test_export_every_format(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     char ns[96];
     snprintf(ns, sizeof ns, "%s", vd_test_ns("exp"));
     seed(s, ns, 25, 3, 16, true);
@@ -259,16 +231,16 @@ static void test_export_every_format(void **state) {
             vd_export_result_free(&res);
         }
     }
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
-    rm_rf(dir);
+    vd_test_rm_rf(dir);
     free(dir);
 }
 
 static void test_export_destination(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     char ns[96];
     snprintf(ns, sizeof ns, "%s", vd_test_ns("dest"));
     seed(s, ns, 5, 2, 8, false);
@@ -305,9 +277,9 @@ static void test_export_destination(void **state) {
     assert_int_equal(count_entries(dir, &hidden), 1);
     assert_int_equal(count_entries(sub, &hidden), 2);
     assert_int_equal(hidden, 0);
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
-    rm_rf(dir);
+    vd_test_rm_rf(dir);
     free(dir);
 }
 
@@ -328,7 +300,7 @@ static void test_export_no_meta(void **state) {
     int hidden = 0;
     assert_int_equal(count_entries(dir, &hidden), 0);
     vd_export_result_free(&res);
-    rm_rf(dir);
+    vd_test_rm_rf(dir);
     free(dir);
 }
 
@@ -352,14 +324,14 @@ static void test_export_redis_unreachable(void **state) {
     int hidden = 0;
     assert_int_equal(count_entries(dir, &hidden), 0);
     vd_export_result_free(&res);
-    rm_rf(dir);
+    vd_test_rm_rf(dir);
     free(dir);
 }
 
 static void test_export_unwritable(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     char ns[96];
     snprintf(ns, sizeof ns, "%s", vd_test_ns("ro"));
     seed(s, ns, 5, 2, 8, false);
@@ -376,7 +348,7 @@ static void test_export_unwritable(void **state) {
         int hidden = 0;
         assert_int_equal(count_entries(dir, &hidden), 0);
         vd_export_result_free(&res);
-        rm_rf(dir);
+        vd_test_rm_rf(dir);
         free(dir);
     } else {
         /* root ignores modes: /proc/self is a directory nobody can create files in. */
@@ -386,7 +358,7 @@ static void test_export_unwritable(void **state) {
         assert_int_equal(e, VD_ERR_IO);
         vd_export_result_free(&res);
     }
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
 }
 
@@ -394,7 +366,7 @@ static void test_export_unwritable(void **state) {
 static void test_export_write_fails_midway(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     char ns[96];
     snprintf(ns, sizeof ns, "%s", vd_test_ns("full"));
     seed(s, ns, 300, 4, 64, true);
@@ -424,9 +396,9 @@ static void test_export_write_fails_midway(void **state) {
         assert_int_equal(count_entries(dir, &hidden), 0);
         vd_export_result_free(&res);
     }
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
-    rm_rf(dir);
+    vd_test_rm_rf(dir);
     free(dir);
 }
 
@@ -440,7 +412,7 @@ static void cancel_on_export(void *opaque, const vd_progress *pg, bool phase_cha
 static void test_export_cancel(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     char ns[96];
     snprintf(ns, sizeof ns, "%s", vd_test_ns("cancel"));
     seed(s, ns, 50, 2, 8, false);
@@ -465,16 +437,16 @@ static void test_export_cancel(void **state) {
     int hidden = 0;
     assert_int_equal(count_entries(dir, &hidden), 0);
     vd_export_result_free(&res);
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
-    rm_rf(dir);
+    vd_test_rm_rf(dir);
     free(dir);
 }
 
 static void test_export_verify_first(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     char ns[96];
     snprintf(ns, sizeof ns, "%s", vd_test_ns("verify"));
     seed(s, ns, 10, 2, 8, false);
@@ -522,37 +494,13 @@ static void test_export_verify_first(void **state) {
     vd_export_result_free(&res);
     assert_int_equal(count_entries(dir, &hidden), 4);
     assert_int_equal(hidden, 0);
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
-    rm_rf(dir);
+    vd_test_rm_rf(dir);
     free(dir);
 }
 
 /* ---- defective data: skipped, said loudly, the artifact still imports ---- */
-
-static void redis_ok(vd_store *s, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(vd_store_redis(s), fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_ERROR)
-        print_message("redis: %s\n", r->str);
-    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
-    freeReplyObject(r);
-}
-
-static long long redis_int(vd_store *s, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(vd_store_redis(s), fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-    long long v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
 
 /* The document id inside "NS:chunk:{DOC}:..." / "NS:file:{DOC}". */
 static void key_doc(const char *key, char *out, size_t n) {
@@ -564,7 +512,7 @@ static void key_doc(const char *key, char *out, size_t n) {
 static void test_export_skips_defects(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     char ns[96], ns2[96];
     snprintf(ns, sizeof ns, "%s", vd_test_ns("defects"));
     vd_seed_conf sc;
@@ -584,9 +532,9 @@ static void test_export_skips_defects(void **state) {
     assert_int_equal(vd_store_seed(s, ns, &sc, &wr, err, sizeof err), VD_ERR_OK);
     /* Two files that do not match their documents: one byte changed (SHA-256),
      * one byte more with no sha256 on the document (size). */
-    redis_ok(s, "SETRANGE %s:file:{doc-000010} 5 Z", ns);
-    redis_ok(s, "HSET %s:doc:{doc-000011} sha256 %s", ns, "");
-    redis_ok(s, "APPEND %s:file:{doc-000011} x", ns);
+    vd_test_cmd(s, "SETRANGE %s:file:{doc-000010} 5 Z", ns);
+    vd_test_cmd(s, "HSET %s:doc:{doc-000011} sha256 %s", ns, "");
+    vd_test_cmd(s, "APPEND %s:file:{doc-000011} x", ns);
     char *dir = vd_test_tmpdir();
     static const struct {
         vd_format fmt;
@@ -676,24 +624,24 @@ static void test_export_skips_defects(void **state) {
             if (!strcmp(is->code, "EXPORT_SKIPPED_CHUNK")) {
                 assert_int_equal(g.nchunks, 2);
                 assert_int_equal(g.doc.chunk_count, 2);
-                assert_int_equal(redis_int(s, "EXISTS %s:chunk:{%s}:c0000", ns2, doc), 0);
+                assert_int_equal(vd_test_cmd_int(s, "EXISTS %s:chunk:{%s}:c0000", ns2, doc), 0);
                 assert_true(g.has_file);
             } else {
                 assert_int_equal(g.nchunks, 3);
                 assert_false(g.has_file);
-                assert_int_equal(redis_int(s, "EXISTS %s:file:{%s}", ns2, doc), 0);
+                assert_int_equal(vd_test_cmd_int(s, "EXISTS %s:file:{%s}", ns2, doc), 0);
             }
             vd_docgroup_clear(&g);
         }
-        drop(s, ns2);
+        vd_test_drop(s, ns2);
         vd_export_result_free(&res);
     }
     int hidden = 0;
     assert_int_equal(count_entries(dir, &hidden), 8);
     assert_int_equal(hidden, 0);
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
-    rm_rf(dir);
+    vd_test_rm_rf(dir);
     free(dir);
 }
 
@@ -705,11 +653,11 @@ static void test_export_skips_defects(void **state) {
 static void test_export_odd_length_embedding(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     char ns[96];
     snprintf(ns, sizeof ns, "%s", vd_test_ns("oddemb"));
     seed(s, ns, 5, 2, 8, false);
-    redis_ok(s, "HSET %s:chunk:{doc-000002}:c0001 embedding abcdefg", ns);
+    vd_test_cmd(s, "HSET %s:chunk:{doc-000002}:c0001 embedding abcdefg", ns);
     char *dir = vd_test_tmpdir();
     vd_task_ctx ctx = make_ctx(dir, ns, "oddemb01");
     vd_export_params p;
@@ -724,9 +672,9 @@ static void test_export_odd_length_embedding(void **state) {
     int hidden = 0;
     assert_int_equal(count_entries(dir, &hidden), 0);
     vd_export_result_free(&res);
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
-    rm_rf(dir);
+    vd_test_rm_rf(dir);
     free(dir);
 }
 
@@ -765,7 +713,7 @@ static pid_t dead_pid(void) {
 static void test_export_removes_stale_temps(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     char ns[96];
     snprintf(ns, sizeof ns, "%s", vd_test_ns("stale"));
     seed(s, ns, 5, 2, 8, false);
@@ -848,9 +796,9 @@ static void test_export_removes_stale_temps(void **state) {
     int hidden = 0;
     /* 2 artifacts + 2 manifests + nightly/ + 6 kept */
     assert_int_equal(count_entries(dir, &hidden), 2 * 2 + 1 + 6);
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
-    rm_rf(dir);
+    vd_test_rm_rf(dir);
     free(dir);
 }
 
@@ -872,7 +820,7 @@ static void log_progress(void *opaque, const vd_progress *pg, bool phase_changed
 static void test_export_20k_chunks(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     char ns[96];
     snprintf(ns, sizeof ns, "%s", vd_test_ns("perf"));
     int64_t t0 = vd_mono_ms();
@@ -914,9 +862,9 @@ static void test_export_20k_chunks(void **state) {
                       vd_test_peak_rss_kb());
         vd_export_result_free(&res);
     }
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
-    rm_rf(dir);
+    vd_test_rm_rf(dir);
     free(dir);
 }
 

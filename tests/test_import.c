@@ -20,21 +20,6 @@
 
 #include "vd_tasks.h"
 
-static vd_store_conf conf;
-
-static vd_store *connect_store(void) {
-    vd_store *s = NULL;
-    char err[256];
-    conf.host = "127.0.0.1";
-    conf.port = vd_test_redis_port();
-    conf.timeout_ms = 5000;
-    vd_err e = vd_store_connect(&conf, &s, err, sizeof err);
-    if (e)
-        print_message("connect: %s\n", err);
-    assert_int_equal(e, VD_ERR_OK);
-    return s;
-}
-
 static void seed(vd_store *s, const char *ns, int64_t docs, int chunks, int dim, bool files) {
     vd_seed_conf sc;
     memset(&sc, 0, sizeof sc);
@@ -53,23 +38,10 @@ static void seed(vd_store *s, const char *ns, int64_t docs, int chunks, int dim,
     assert_int_equal(e, VD_ERR_OK);
 }
 
-static void drop(vd_store *s, const char *ns) {
-    char err[256];
-    int64_t n = 0;
-    assert_int_equal(vd_store_drop_namespace(s, ns, &n, err, sizeof err), VD_ERR_OK);
-}
-
-static void rm_rf(const char *d) {
-    char cmd[PATH_MAX * 2];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    if (system(cmd) != 0)
-        print_message("cleanup of %s failed\n", d);
-}
-
 static vd_task_ctx make_ctx(const char *dir, const char *ns, const char *task_id) {
     vd_task_ctx c;
     memset(&c, 0, sizeof c);
-    c.redis = &conf;
+    c.redis = vd_test_store_conf();
     c.backup_dir = dir;
     c.ns = ns;
     c.task_id = task_id;
@@ -272,7 +244,7 @@ static void write_file(const char *path, const void *p, size_t n) {
 static void test_round_trip_every_format(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     char ns[96];
     snprintf(ns, sizeof ns, "%s", vd_test_ns("rt"));
     seed(s, ns, 30, 4, 24, true);
@@ -315,11 +287,11 @@ static void test_round_trip_every_format(void **state) {
                       (long long)res.duration_ms);
         dump_free(&after);
         vd_import_result_free(&res);
-        drop(s, target);
+        vd_test_drop(s, target);
     }
 
     /* The same namespace: export, drop, import, compare. */
-    drop(s, ns);
+    vd_test_drop(s, ns);
     assert_int_equal(ns_key_count(ns), 0);
     vd_task_ctx ctx = make_ctx(dir, ns, "import-same");
     vd_import_params p;
@@ -352,7 +324,7 @@ static void test_round_trip_every_format(void **state) {
     assert_true(dump_equal(&before, ns, &after, target));
     dump_free(&after);
     vd_import_result_free(&res);
-    drop(s, target);
+    vd_test_drop(s, target);
 
     /* Inline over the limit. */
     p.max_inline_bytes = (int64_t)len - 1;
@@ -361,9 +333,9 @@ static void test_round_trip_every_format(void **state) {
     free(bytes);
 
     dump_free(&before);
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
-    rm_rf(dir);
+    vd_test_rm_rf(dir);
     free(dir);
 }
 
@@ -371,7 +343,7 @@ static void test_round_trip_every_format(void **state) {
 static void test_conflicts(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     char ns[96];
     snprintf(ns, sizeof ns, "%s", vd_test_ns("conf"));
     seed(s, ns, 10, 3, 8, true);
@@ -493,9 +465,9 @@ static void test_conflicts(void **state) {
         free(ids[i]);
     dump_free(&orig);
     dump_free(&changed);
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
-    rm_rf(dir);
+    vd_test_rm_rf(dir);
     free(dir);
 }
 
@@ -519,7 +491,7 @@ static void expect_refused(const char *dir, const char *name, const char *what) 
 static void test_corrupt_and_truncated(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     char ns[96];
     snprintf(ns, sizeof ns, "%s", vd_test_ns("corrupt"));
     seed(s, ns, 40, 3, 8, true);
@@ -587,16 +559,16 @@ static void test_corrupt_and_truncated(void **state) {
     expect_refused(dir, "../etc/passwd", "path escape");
     expect_refused(dir, "/etc/passwd", "absolute path");
 
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
-    rm_rf(dir);
+    vd_test_rm_rf(dir);
     free(dir);
 }
 
 static void test_checksum_dim_and_duplicates(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     char ns[96];
     snprintf(ns, sizeof ns, "%s", vd_test_ns("sum"));
     seed(s, ns, 8, 2, 8, false);
@@ -634,7 +606,7 @@ static void test_checksum_dim_and_duplicates(void **state) {
     print_message("dim: %s\n", err);
     vd_import_result_free(&res);
     assert_int_equal(ns_key_count(target), 1);
-    drop(s, target);
+    vd_test_drop(s, target);
 
     /* Neither or both sources. */
     import_params(&p, NULL, VD_CONFLICT_FAIL);
@@ -677,9 +649,9 @@ static void test_checksum_dim_and_duplicates(void **state) {
     assert_int_equal(ns_key_count(target), 0);
     vd_import_result_free(&res);
 
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
-    rm_rf(dir);
+    vd_test_rm_rf(dir);
     free(dir);
 }
 
@@ -718,7 +690,7 @@ static int64_t scard_docs(vd_store *s, const char *ns) {
 static void test_cancel_and_resume(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     char ns[96];
     snprintf(ns, sizeof ns, "%s", vd_test_ns("resume"));
     seed(s, ns, 700, 2, 8, false);
@@ -769,7 +741,7 @@ static void test_cancel_and_resume(void **state) {
     assert_true(dump_equal(&before, ns, &after, target));
     dump_free(&after);
     vd_import_result_free(&res);
-    drop(s, target);
+    vd_test_drop(s, target);
 
     /* Crash after the checkpoint: Redis holds k+5 documents, the checkpoint says k. */
     char path[PATH_MAX * 2];
@@ -801,19 +773,19 @@ static void test_cancel_and_resume(void **state) {
     assert_true(dump_equal(&before, ns, &after, target));
     dump_free(&after);
     vd_import_result_free(&res);
-    drop(s, target);
+    vd_test_drop(s, target);
 
     dump_free(&before);
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
-    rm_rf(dir);
+    vd_test_rm_rf(dir);
     free(dir);
 }
 
 static void test_import_20k_chunks(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     char ns[96];
     snprintf(ns, sizeof ns, "%s", vd_test_ns("iperf"));
     seed(s, ns, 2000, 10, 384, false);
@@ -844,11 +816,11 @@ static void test_import_20k_chunks(void **state) {
                       (long long)res.duration_ms, vd_test_peak_rss_kb());
         assert_int_equal(res.imported, 2000);
         vd_import_result_free(&res);
-        drop(s, target);
+        vd_test_drop(s, target);
     }
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
-    rm_rf(dir);
+    vd_test_rm_rf(dir);
     free(dir);
 }
 

@@ -15,41 +15,6 @@ static vd_store_conf redis_conf(void) {
     return c;
 }
 
-static vd_store *connect_store(void) {
-    vd_store_conf c = redis_conf();
-    vd_store *s = NULL;
-    char err[256];
-    vd_err e = vd_store_connect(&c, &s, err, sizeof err);
-    if (e)
-        print_message("connect: %s\n", err);
-    assert_int_equal(e, VD_ERR_OK);
-    return s;
-}
-
-static void cmd(vd_store *s, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(vd_store_redis(s), fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_ERROR)
-        print_message("redis: %s\n", r->str);
-    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
-    freeReplyObject(r);
-}
-
-static long long cmd_int(vd_store *s, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(vd_store_redis(s), fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-    long long v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
-
 /* Keys of the namespace (SCAN), quarantine included: robust against other
  * tests sharing the server, unlike DBSIZE. */
 static long long ns_keys(vd_store *s, const char *ns) {
@@ -72,12 +37,6 @@ static void seed(vd_store *s, const char *ns, const vd_seed_conf *c) {
     if (e)
         print_message("seed: %s\n", err);
     assert_int_equal(e, VD_ERR_OK);
-}
-
-static void drop(vd_store *s, const char *ns) {
-    char err[256];
-    int64_t n;
-    assert_int_equal(vd_store_drop_namespace(s, ns, &n, err, sizeof err), VD_ERR_OK);
 }
 
 typedef struct prog {
@@ -149,28 +108,28 @@ static void make_defects(vd_store *s, const char *ns) {
                        .nans = 2, .index_drift = 4};
     seed(s, ns, &sc);
     /* CHUNK_COUNT */
-    cmd(s, "HSET %s:doc:{doc-000005} chunk_count 99", ns);
+    vd_test_cmd(s, "HSET %s:doc:{doc-000005} chunk_count 99", ns);
     /* FILE_SHA256 */
-    cmd(s, "SETRANGE %s:file:{doc-000007} 0 XYZ", ns);
+    vd_test_cmd(s, "SETRANGE %s:file:{doc-000007} 0 XYZ", ns);
     /* RECORD_WRONG_TYPE x2: a chunk key holding a string, a file key holding a hash */
-    cmd(s, "SET %s:chunk:{doc-000009}:bogus not-a-hash", ns);
-    cmd(s, "DEL %s:file:{doc-000011}", ns);
-    cmd(s, "HSET %s:file:{doc-000011} a b", ns);
+    vd_test_cmd(s, "SET %s:chunk:{doc-000009}:bogus not-a-hash", ns);
+    vd_test_cmd(s, "DEL %s:file:{doc-000011}", ns);
+    vd_test_cmd(s, "HSET %s:file:{doc-000011} a b", ns);
     /* FILE_ORPHAN, with its quarantine name already taken */
-    cmd(s, "SET %s:file:{ghost-1} orphan-bytes", ns);
-    cmd(s, "SET %s:quarantine:file:{ghost-1} earlier", ns);
+    vd_test_cmd(s, "SET %s:file:{ghost-1} orphan-bytes", ns);
+    vd_test_cmd(s, "SET %s:quarantine:file:{ghost-1} earlier", ns);
     /* INDEX_STALE_DOC */
-    cmd(s, "SADD %s:docs ghost-2", ns);
+    vd_test_cmd(s, "SADD %s:docs ghost-2", ns);
     /* CHUNK_INDEX_STALE (and CHUNK_COUNT: 3 != 4) */
-    cmd(s, "ZADD %s:doc:{doc-000013}:chunks 99 c0099", ns);
+    vd_test_cmd(s, "ZADD %s:doc:{doc-000013}:chunks 99 c0099", ns);
     /* DOC_FIELD_MISSING */
-    cmd(s, "HDEL %s:doc:{doc-000015} created_at", ns);
+    vd_test_cmd(s, "HDEL %s:doc:{doc-000015} created_at", ns);
 }
 
 static void test_defects_found_and_fixed(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     const char *ns = vd_test_ns("val");
     make_defects(s, ns);
 
@@ -242,14 +201,14 @@ static void test_defects_found_and_fixed(void **state) {
 
     /* fix: nothing is deleted; the only new key is the quarantine log */
     long long before = ns_keys(s, ns);
-    long long db_before = cmd_int(s, "DBSIZE");
+    long long db_before = vd_test_cmd_int(s, "DBSIZE");
     memset(&g, 0, sizeof g);
     assert_int_equal(run(ns, true, NULL, 0, &r, &g), VD_ERR_OK);
     long long after = ns_keys(s, ns);
     print_message("fix: fixed=%lld quarantined=%lld unfixable=%lld keys %lld -> %lld "
                   "(DBSIZE %lld -> %lld)\n",
                   (long long)r.fixed, (long long)r.quarantined, (long long)r.unfixable, before,
-                  after, db_before, cmd_int(s, "DBSIZE"));
+                  after, db_before, vd_test_cmd_int(s, "DBSIZE"));
     assert_int_equal(r.issues.total, 24);              /* the report is the detection */
     assert_int_equal(r.quarantined, 6);
     assert_int_equal(r.fixed, 6 + 2 + 2 + 1 + 1 + 1);  /* moves, SADD, ZADD, ZREM, SREM, HSET */
@@ -259,18 +218,18 @@ static void test_defects_found_and_fixed(void **state) {
     vd_validate_result_free(&r);
 
     /* quarantine: where things went, and why */
-    assert_int_equal(cmd_int(s, "EXISTS %s:quarantine:chunk:{orphan-000001}:c0000", ns), 1);
-    assert_int_equal(cmd_int(s, "EXISTS %s:quarantine:chunk:{doc-000009}:bogus", ns), 1);
-    assert_int_equal(cmd_int(s, "EXISTS %s:quarantine:file:{doc-000011}", ns), 1);
-    assert_int_equal(cmd_int(s, "EXISTS %s:quarantine:file:{ghost-1}:1", ns), 1);
-    assert_int_equal(cmd_int(s, "EXISTS %s:chunk:{orphan-000002}:c0000", ns), 0);
-    assert_int_equal(cmd_int(s, "HLEN %s:quarantine:log", ns), 6);
+    assert_int_equal(vd_test_cmd_int(s, "EXISTS %s:quarantine:chunk:{orphan-000001}:c0000", ns), 1);
+    assert_int_equal(vd_test_cmd_int(s, "EXISTS %s:quarantine:chunk:{doc-000009}:bogus", ns), 1);
+    assert_int_equal(vd_test_cmd_int(s, "EXISTS %s:quarantine:file:{doc-000011}", ns), 1);
+    assert_int_equal(vd_test_cmd_int(s, "EXISTS %s:quarantine:file:{ghost-1}:1", ns), 1);
+    assert_int_equal(vd_test_cmd_int(s, "EXISTS %s:chunk:{orphan-000002}:c0000", ns), 0);
+    assert_int_equal(vd_test_cmd_int(s, "HLEN %s:quarantine:log", ns), 6);
     /* repairs */
-    assert_int_equal(cmd_int(s, "SISMEMBER %s:docs ghost-2", ns), 0);
-    assert_int_equal(cmd_int(s, "SCARD %s:docs", ns), 200);
-    assert_int_equal(cmd_int(s, "ZCARD %s:doc:{doc-000013}:chunks", ns), 3);
+    assert_int_equal(vd_test_cmd_int(s, "SISMEMBER %s:docs ghost-2", ns), 0);
+    assert_int_equal(vd_test_cmd_int(s, "SCARD %s:docs", ns), 200);
+    assert_int_equal(vd_test_cmd_int(s, "ZCARD %s:doc:{doc-000013}:chunks", ns), 3);
     /* unfixable records stay in place */
-    assert_int_equal(cmd_int(s, "EXISTS %s:chunk:{doc-000001}:c0000", ns), 1);
+    assert_int_equal(vd_test_cmd_int(s, "EXISTS %s:chunk:{doc-000001}:c0000", ns), 1);
 
     /* second run: only unfixable findings remain, nothing more to fix */
     assert_int_equal(run(ns, true, NULL, 0, &r, NULL), VD_ERR_OK);
@@ -290,22 +249,22 @@ static void test_defects_found_and_fixed(void **state) {
     assert_int_equal(ns_keys(s, ns), after);
     vd_validate_result_free(&r);
 
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
 }
 
 static void test_meta_checks(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     const char *a = vd_test_ns("nometa");
     const char *b = vd_test_ns("badmeta");
     vd_seed_conf sc = {.documents = 5, .chunks_per_doc = 2, .dim = 8, .text_bytes = 16,
                        .seed = 7};
     seed(s, a, &sc);
     seed(s, b, &sc);
-    cmd(s, "DEL %s:meta", a);
-    cmd(s, "HSET %s:meta schema_version 2 dim many", b);
+    vd_test_cmd(s, "DEL %s:meta", a);
+    vd_test_cmd(s, "HSET %s:meta schema_version 2 dim many", b);
 
     vd_validate_result r;
     assert_int_equal(run(a, true, NULL, 0, &r, NULL), VD_ERR_OK);
@@ -327,24 +286,24 @@ static void test_meta_checks(void **state) {
     vd_validate_result_free(&r);
 
     /* meta of the wrong type: reported, and quarantined by fix */
-    cmd(s, "DEL %s:meta", b);
-    cmd(s, "SET %s:meta 1", b);
+    vd_test_cmd(s, "DEL %s:meta", b);
+    vd_test_cmd(s, "SET %s:meta 1", b);
     assert_int_equal(run(b, true, NULL, 0, &r, NULL), VD_ERR_OK);
     assert_int_equal(code_count(&r, "RECORD_WRONG_TYPE"), 1);
     assert_int_equal(code_count(&r, "META_MISSING"), 1);
     assert_int_equal(r.quarantined, 1);
     vd_validate_result_free(&r);
-    assert_int_equal(cmd_int(s, "EXISTS %s:quarantine:meta", b), 1);
+    assert_int_equal(vd_test_cmd_int(s, "EXISTS %s:quarantine:meta", b), 1);
 
-    drop(s, a);
-    drop(s, b);
+    vd_test_drop(s, a);
+    vd_test_drop(s, b);
     vd_store_destroy(s);
 }
 
 static void test_clean_and_subset(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     const char *ns = vd_test_ns("clean");
     vd_seed_conf sc = {.documents = 6, .chunks_per_doc = 4, .dim = 32, .text_bytes = 100,
                        .with_files = true, .file_bytes = 3 << 20 /* several GETRANGE pieces */,
@@ -372,13 +331,13 @@ static void test_clean_and_subset(void **state) {
     vd_validate_result_free(&r);
 
     /* a large file whose last piece changed is caught */
-    cmd(s, "SETRANGE %s:file:{doc-000002} %d Z", ns, (3 << 20) - 1);
+    vd_test_cmd(s, "SETRANGE %s:file:{doc-000002} %d Z", ns, (3 << 20) - 1);
     assert_int_equal(run(ns, false, NULL, 0, &r, NULL), VD_ERR_OK);
     assert_int_equal(code_count(&r, "FILE_SHA256"), 1);
     vd_validate_result_free(&r);
 
     /* subset: only the embeddings check runs */
-    drop(s, ns2);
+    vd_test_drop(s, ns2);
     make_defects(s, ns2);
     const char *only[] = {"embeddings"};
     assert_int_equal(run(ns2, false, only, 1, &r, NULL), VD_ERR_OK);
@@ -391,15 +350,15 @@ static void test_clean_and_subset(void **state) {
     assert_int_equal(run(ns2, false, bad, 2, &r, NULL), VD_ERR_INVALID_ARG);
     vd_validate_result_free(&r);
 
-    drop(s, ns);
-    drop(s, ns2);
+    vd_test_drop(s, ns);
+    vd_test_drop(s, ns2);
     vd_store_destroy(s);
 }
 
 static void test_cancel(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     const char *ns = vd_test_ns("cancel");
     vd_seed_conf sc = {.documents = 50, .chunks_per_doc = 2, .dim = 8, .text_bytes = 16,
                        .seed = 1};
@@ -412,14 +371,14 @@ static void test_cancel(void **state) {
     char err[256];
     assert_int_equal(vd_task_validate(&ctx, &p, &r, err, sizeof err), VD_ERR_CANCELLED);
     vd_validate_result_free(&r);
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
 }
 
 static void test_perf_20k(void **state) {
     (void)state;
     VD_NEED_REDIS();
-    vd_store *s = connect_store();
+    vd_store *s = vd_test_connect();
     const char *ns = vd_test_ns("perf");
     vd_seed_conf sc = {.documents = 20000, .chunks_per_doc = 4, .dim = 384, .text_bytes = 200,
                        .with_files = true, .file_bytes = 1024, .seed = 11};
@@ -446,7 +405,7 @@ static void test_perf_20k(void **state) {
                   (long long)(vd_mono_ms() - t1));
     assert_int_equal(r.fixed, 0);
     vd_validate_result_free(&r);
-    drop(s, ns);
+    vd_test_drop(s, ns);
     vd_store_destroy(s);
 }
 
